@@ -1,0 +1,114 @@
+"""The task plugin interface and the registry that finds plugins through entry points.
+
+A task is a distribution of prompts with discrete attributes, named positions, a scalar
+metric per prompt and counterfactuals that change exactly one attribute. The core only ever
+talks to this interface; it never names a task. Plugins register under the entry-point group
+``saebench.tasks`` (see ``pyproject.toml``) with a class or factory called as
+``factory(tokenizer=..., prepend_bos=...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+ENTRY_POINT_GROUP = "saebench.tasks"
+
+
+@dataclass
+class PromptSet:
+    """A batch of tokenised prompts with their labels.
+
+    Every tensor has the prompt axis first (B). Prompts are right-padded to a common length L,
+    so causal attention makes padding invisible at every labelled position.
+    """
+
+    tokens_BL: Tensor
+    """Token ids, right-padded, BOS included when the model prepends one."""
+    positions: dict[str, Tensor]
+    """Position label (``END``, ``IO``, ...) -> index into L for each prompt, shape [B]."""
+    attributes: dict[str, Tensor]
+    """Attribute name -> index of its value in ``Task.attribute_values(name)``, shape [B]."""
+    answer_B: Tensor
+    """Token id of the correct next token at ``END``."""
+    wrong_B: Tensor
+    """Token id of the distractor whose logit the metric subtracts (IOI: the S name)."""
+    texts: list[str] = field(default_factory=list)
+    """The prompts as text, for reports and debugging."""
+
+    def __len__(self) -> int:
+        return self.tokens_BL.shape[0]
+
+    def select(self, index: Tensor | slice) -> PromptSet:
+        """The sub-batch at ``index`` (a slice or a LongTensor of prompt indices)."""
+        texts = self.texts
+        if texts:
+            idx = range(len(texts))[index] if isinstance(index, slice) else index.tolist()
+            texts = [self.texts[i] for i in idx]
+        return PromptSet(
+            tokens_BL=self.tokens_BL[index],
+            positions={k: v[index] for k, v in self.positions.items()},
+            attributes={k: v[index] for k, v in self.attributes.items()},
+            answer_B=self.answer_B[index],
+            wrong_B=self.wrong_B[index],
+            texts=texts,
+        )
+
+    def to(self, device: torch.device | str) -> PromptSet:
+        return PromptSet(
+            tokens_BL=self.tokens_BL.to(device),
+            positions={k: v.to(device) for k, v in self.positions.items()},
+            attributes={k: v.to(device) for k, v in self.attributes.items()},
+            answer_B=self.answer_B.to(device),
+            wrong_B=self.wrong_B.to(device),
+            texts=self.texts,
+        )
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What a task plugin provides. ``saebench_tasks.ioi.IOITask`` is the reference."""
+
+    name: str
+    attributes: tuple[str, ...]
+    """Attribute names, e.g. ``("io", "s", "pos")``; each has a counterfactual."""
+    position_labels: tuple[str, ...]
+    """Position labels the task marks in every prompt; must include ``END``."""
+
+    def attribute_values(self, attribute: str) -> list[str]:
+        """All values ``attribute`` can take, in the order its labels index."""
+        ...
+
+    def prompts(self, split: str, n: int, seed: int) -> PromptSet:
+        """``n`` prompts of ``split`` (``train`` or ``test``), deterministic in ``seed``."""
+        ...
+
+    def counterfactual(self, prompts: PromptSet, attribute: str, seed: int) -> PromptSet:
+        """The same prompts with ``attribute`` changed to another value, all else equal.
+
+        The counterfactual has the same length and the same ``END`` index as the original.
+        """
+        ...
+
+    def metric(self, logits_BV: Tensor, prompts: PromptSet) -> Tensor:
+        """Scalar task metric per prompt from the next-token logits at ``END``, shape [B]."""
+        ...
+
+
+def available_tasks() -> dict[str, str]:
+    """Installed task plugins: name -> ``module:object`` of their entry point."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_task(name: str, tokenizer, prepend_bos: bool = True, **options) -> Task:
+    """Instantiate the plugin registered as ``name`` for a model's tokenizer."""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise KeyError(f"no task plugin named {name!r} is installed (installed: {known})")
+    factory = found[name].load()
+    return factory(tokenizer=tokenizer, prepend_bos=prepend_bos, **options)
