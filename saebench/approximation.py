@@ -1,0 +1,53 @@
+"""Approximation metrics (SPEC §4): how well a dictionary's reconstruction stands in for the
+activation at a node.
+
+All are computed on the task distribution at the node (evaluation prompts):
+
+- ``l0`` = mean over prompts of the number of active latents.
+- ``fvu`` = Σ_p ‖a(p) − â(p)‖² ÷ Σ_p ‖a(p) − ā_eval‖² (fraction of variance unexplained).
+- ``dead_fraction`` = fraction of latents active on no evaluation prompt.
+- ``sufficiency`` = mean_p LD(a → â) ÷ mean_p LD_clean (1 is best).
+- ``necessity`` = 1 − |LD_meanabl − LD(a → ā + (a − â))| ÷ |LD_meanabl − LD_clean|, each LD a
+  mean over prompts, LD_meanabl with a replaced by ā (the fitting prompts' mean); 1 is best:
+  removing â hurts as much as mean ablation.
+
+>>> sufficiency(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0]))
+0.5
+>>> necessity(ld_meanabl_N=torch.tensor([0.0]), ld_removed_N=torch.tensor([1.0]),
+...           ld_clean_N=torch.tensor([4.0]))
+0.75
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def l0(active_NF: Tensor) -> float:
+    """Mean number of active latents per prompt."""
+    return active_NF.float().sum(1).mean().item()
+
+
+def fvu(x_ND: Tensor, xhat_ND: Tensor) -> float:
+    """Σ‖x − x̂‖² ÷ Σ‖x − mean(x)‖² over prompts (computed in float64)."""
+    x, xhat = x_ND.double(), xhat_ND.double()
+    return ((x - xhat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item()
+
+
+def dead_fraction(active_NF: Tensor) -> float:
+    """Fraction of latents that are active on no prompt."""
+    return (~active_NF.any(0)).float().mean().item()
+
+
+def sufficiency(ld_recon_N: Tensor, ld_clean_N: Tensor) -> float:
+    """mean LD with a replaced by â ÷ mean clean LD."""
+    return (ld_recon_N.double().mean() / ld_clean_N.double().mean()).item()
+
+
+def necessity(ld_meanabl_N: Tensor, ld_removed_N: Tensor, ld_clean_N: Tensor) -> float:
+    """1 − |LD_meanabl − LD(a → ā + (a − â))| ÷ |LD_meanabl − LD_clean| (means over prompts)."""
+    meanabl = ld_meanabl_N.double().mean()
+    removed = ld_removed_N.double().mean()
+    clean = ld_clean_N.double().mean()
+    return (1 - (meanabl - removed).abs() / (meanabl - clean).abs()).item()

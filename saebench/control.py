@@ -1,0 +1,132 @@
+"""Control metrics (SPEC §5): editing an attribute through a dictionary's latents.
+
+Ground truth: patch the counterfactual activation a_cf into the clean run at the node;
+y_gt = argmax of the next-token logits at END. An edit's **accuracy** is the fraction of
+prompts whose argmax under the edit equals y_gt; the **normalised score** is
+(acc − acc_noint) ÷ (acc_sup − acc_noint).
+
+- **Interpretation-agnostic edit** (:func:`greedy_edit`): target diff = a_cf − a; latent j
+  offers c_j = (f_j(a_cf) − f_j(a)) d_j; take k steps, each adding the unused c_j that brings
+  the running sum closest (L2) to diff; a_edit = a + Σ chosen c_j. A latent with f_j(a_cf) =
+  f_j(a) offers c_j = 0, so when no change helps the greedy step "adds nothing".
+- **Interpretation-aware edit** (:func:`aware_edit`): with F1 scores of each latent for each
+  value, zero the top-k *active* latents for the clean value v and set the top-k latents for
+  the counterfactual value v′ to their counterfactual coefficients f_j(a_cf) (only latents
+  with F1 > 0 are used); a_edit = a + Σ_j (f′_j − f_j) d_j.
+- **Edit magnitude** (:func:`edit_weights`): with â − b_dec = Σ_i f_i d_i,
+  weight(i) = (f_i d_i)ᵀ(â − b_dec) ÷ ‖â − b_dec‖²; an edit's magnitude is the summed weight
+  of the latents it removes: those active in the clean codes whose coefficient the edit
+  changes. Supervised analogue: weight(u_{i,v}) = u_{i,v}ᵀ r ÷ ‖r‖² with r = â − ā.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def greedy_edit(
+    diff_ND: Tensor, delta_NF: Tensor, W_dec_FD: Tensor, ks: list[int], chunk: int = 256
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """Greedy interpretation-agnostic edits for every k in ``ks`` (one greedy run to max k).
+
+    ``delta_NF`` = f(a_cf) − f(a). Returns k -> (Σ chosen c_j [N, D], chosen latents [N, F]).
+    Only latents with δ_j ≠ 0 can move the sum; the others form a pool of "no change" choices
+    (each usable once). Ties go to "no change".
+
+    >>> W = torch.eye(3)
+    >>> out = greedy_edit(torch.tensor([[1.0, -2.0, 0.0]]), torch.tensor([[1.0, -2.0, 5.0]]), W, [1, 2])
+    >>> out[1][0].tolist(), out[2][0].tolist()
+    ([[0.0, -2.0, 0.0]], [[1.0, -2.0, 0.0]])
+    """
+    n, f = delta_NF.shape
+    results = {k: ([], []) for k in ks}
+    for start in range(0, n, chunk):
+        part = _greedy_chunk(diff_ND[start : start + chunk], delta_NF[start : start + chunk],
+                             W_dec_FD, ks)
+        for k in ks:
+            results[k][0].append(part[k][0])
+            results[k][1].append(part[k][1])
+    return {k: (torch.cat(s), torch.cat(c)) for k, (s, c) in results.items()}
+
+
+def _greedy_chunk(diff_ND, delta_NF, W_dec_FD, ks):
+    n, f = delta_NF.shape
+    nonzero_NF = delta_NF != 0
+    m = max(1, int(nonzero_NF.sum(1).max()))
+    flag_NM, idx_NM = torch.topk(nonzero_NF.to(delta_NF.dtype), m, dim=1)
+    valid_NM = flag_NM > 0
+    c_NMD = (delta_NF.gather(1, idx_NM) * valid_NM)[..., None] * W_dec_FD[idx_NM]
+    c_NMD, diff_ND = c_NMD.double(), diff_ND.double()
+    cr_NM = torch.einsum("nmd,nd->nm", c_NMD, diff_ND)
+    cc_NM = c_NMD.pow(2).sum(-1)
+    gram_NMM = c_NMD @ c_NMD.transpose(1, 2)
+    used_NM = ~valid_NM
+    zero_left_N = (f - nonzero_NF.sum(1)).double()
+    rows = torch.arange(n, device=delta_NF.device)
+    sum_ND = torch.zeros_like(diff_ND)
+    chosen_NF = torch.zeros(n, f, dtype=torch.bool, device=delta_NF.device)
+    out = {}
+    for step in range(1, max(ks) + 1):
+        # ‖diff − (S + c_j)‖² − ‖diff − S‖² = ‖c_j‖² − 2 c_j·(diff − S)
+        obj_NM = (cc_NM - 2 * cr_NM).masked_fill(used_NM, float("inf"))
+        best_N, j_N = obj_NM.min(1)
+        zero_obj_N = torch.where(zero_left_N > 0, 0.0, float("inf")).to(best_N)
+        take_N = (best_N < zero_obj_N) & torch.isfinite(best_N)
+        zero_left_N -= (~take_N).double()
+        r, j = rows[take_N], j_N[take_N]
+        sum_ND[r] += c_NMD[r, j]
+        cr_NM[r] -= gram_NMM[r, :, j]
+        used_NM[r, j] = True
+        chosen_NF[r, idx_NM[r, j]] = True
+        if step in ks:
+            out[step] = (sum_ND.to(delta_NF.dtype).clone(), chosen_NF.clone())
+    return out
+
+
+def aware_edit(
+    codes_NF: Tensor,
+    codes_cf_NF: Tensor,
+    f1_FV: Tensor,
+    value_N: Tensor,
+    value_cf_N: Tensor,
+    k: int,
+) -> Tensor:
+    """Edited codes f′: zero the top-k active latents for v, set the top-k for v′ to f(a_cf)."""
+    rows = torch.arange(codes_NF.shape[0], device=codes_NF.device)[:, None]
+    k = min(k, codes_NF.shape[1])
+    score_clean_NF = f1_FV[:, value_N].T.masked_fill(codes_NF <= 0, 0.0)
+    top_clean, remove_NK = score_clean_NF.topk(k, dim=1)
+    top_cf, add_NK = f1_FV[:, value_cf_N].T.topk(k, dim=1)
+    new_NF = codes_NF.clone()
+    remove_NK = torch.where(top_clean > 0, remove_NK, -1)
+    add_NK = torch.where(top_cf > 0, add_NK, -1)
+    for idx_NK, source_NF in ((remove_NK, torch.zeros_like(codes_NF)), (add_NK, codes_cf_NF)):
+        mask = idx_NK >= 0
+        r, c = rows.expand_as(idx_NK)[mask], idx_NK[mask]
+        new_NF[r, c] = source_NF[r, c]
+    return new_NF
+
+
+def edit_weights(codes_NF: Tensor, W_dec_FD: Tensor) -> Tensor:
+    """weight(i) = (f_i d_i)ᵀ(â − b_dec) ÷ ‖â − b_dec‖², per prompt [N, F]; rows sum to 1."""
+    recon_ND = codes_NF @ W_dec_FD
+    proj_NF = codes_NF * (recon_ND @ W_dec_FD.T)
+    return proj_NF / recon_ND.pow(2).sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def edit_magnitude(weights_NF: Tensor, codes_NF: Tensor, new_codes_NF: Tensor) -> float:
+    """Mean over prompts of the summed weight of latents that were active and were changed."""
+    removed_NF = (codes_NF > 0) & (new_codes_NF != codes_NF)
+    return (weights_NF * removed_NF).sum(1).mean().item()
+
+
+def agreement(pred_N: Tensor, target_N: Tensor) -> float:
+    """Fraction of prompts whose prediction equals the target token."""
+    return (pred_N == target_N).float().mean().item()
+
+
+def normalised_edit_score(acc: float, acc_noint: float, acc_sup: float) -> float:
+    """(acc − acc_noint) ÷ (acc_sup − acc_noint); NaN when the supervised edit is no better."""
+    denom = acc_sup - acc_noint
+    return (acc - acc_noint) / denom if abs(denom) > 1e-12 else float("nan")

@@ -1,0 +1,235 @@
+"""The scorer: one dictionary at one node, on one task, next to the supervised reference.
+
+``evaluate`` runs every axis of SPEC §4–6 on the task's test split:
+
+1. the clean run of the evaluation prompts (cached once, :class:`saebench.runner.NodeRunner`);
+2. the supervised mean and least-squares dictionaries, fitted on ``n_fit_prompts`` other
+   prompts of the same split (a supervised feature for a name can only be estimated from
+   prompts that contain it; the train/test vocabulary split exists for SAE training);
+3. approximation: ``l0``, ``fvu``, ``dead_fraction``, ``sufficiency``, ``necessity`` for the
+   dictionary and (``sup_`` prefix) the mean dictionary, (``sup_lstsq_``) the lstsq one;
+4. control, per attribute: ground truth from patching the counterfactual activation,
+   ``noint_accuracy``, the supervised edit, and for each k the interpretation-agnostic
+   (``edit_*``) and -aware (``aware_edit_*``) SAE edits with their magnitudes;
+5. interpretability, per attribute: F1 coverage and the other summaries of
+   :func:`saebench.interpretability.attribute_summary`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from saebench import approximation, control, interpretability
+from saebench.cache import cached_supervised, model_fingerprint
+from saebench.node import Node
+from saebench.runner import NodeRunner
+from saebench.supervised import FITTERS, SupervisedDictionary
+from saebench.task import Task
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+FIT_SEED_OFFSET = 1_000_003
+"""Fitting prompts use ``seed + FIT_SEED_OFFSET`` so they differ from the evaluation prompts."""
+
+
+@dataclass
+class EvalSettings:
+    """How much work ``evaluate`` does and where."""
+
+    n_prompts: int = 1000
+    """Evaluation prompts (test split)."""
+    n_fit_prompts: int = 2000
+    """Prompts the supervised dictionaries are fitted on (test split, another seed)."""
+    ks: tuple[int, ...] = DEFAULT_KS
+    """Numbers of latents an SAE edit may use."""
+    seed: int = 0
+    batch_size: int = 64
+    tau: float = 0.8
+    """F1 threshold for a latent to count as interpretable."""
+    cache_dir: Path | None = None
+    """Where fitted supervised dictionaries are cached; None disables the cache."""
+    progress: bool = True
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    """Flat metric name -> value (the leaderboard's columns)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Per-attribute detail that does not fit a flat row."""
+
+
+def encode(dictionary, x_ND: Tensor, labels: dict[str, Tensor]) -> Tensor:
+    """Codes [N, F]; supervised dictionaries encode from the labels."""
+    if getattr(dictionary, "needs_labels", False):
+        return dictionary.encode(x_ND, labels)
+    return dictionary.encode(x_ND)
+
+
+def active(dictionary, x_ND: Tensor, labels: dict[str, Tensor]) -> Tensor:
+    """Which latents are active [N, F], in the dictionary's own sense (SPEC §6)."""
+    if getattr(dictionary, "needs_labels", False):
+        return dictionary.active(x_ND, labels)
+    return dictionary.active(x_ND)
+
+
+def fit_supervised(
+    runner: NodeRunner, task: Task, settings: EvalSettings, model_name: str
+) -> dict[str, SupervisedDictionary]:
+    """Mean and lstsq dictionaries at the runner's node, through the on-disk cache."""
+    sizes = {a: len(task.attribute_values(a)) for a in task.attributes}
+    fit_seed = settings.seed + FIT_SEED_OFFSET
+    description = {
+        "model": model_name,
+        "model_fingerprint": model_fingerprint(runner.model),
+        "task": task.name,
+        "attribute_values": {a: task.attribute_values(a) for a in task.attributes},
+        "node": str(runner.node),
+        "n_fit_prompts": settings.n_fit_prompts,
+        "fit_seed": fit_seed,
+        "format": 1,
+    }
+    state: dict[str, Any] = {}
+
+    def fit_data():
+        if not state:
+            prompts = task.prompts("test", settings.n_fit_prompts, fit_seed)
+            state["acts"] = runner.activations(prompts, desc="fit activations").float().cpu()
+            state["labels"] = {a: prompts.attributes[a].cpu() for a in task.attributes}
+        return state["acts"], state["labels"]
+
+    out = {}
+    for kind, fitter in FITTERS.items():
+        out[kind] = cached_supervised(
+            dict(description, kind=kind),
+            settings.cache_dir,
+            lambda fitter=fitter: fitter(*fit_data(), sizes),
+        ).to(runner.device)
+    missing = (~out["mean"].present_F).sum().item()
+    if missing:
+        logger.info("%d attribute values never occur in the fitting prompts", missing)
+    return out
+
+
+def _approximation(prefix, runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N, codes_NF,
+                   is_active_NF) -> dict[str, float]:
+    recon_ND = dictionary.decode(codes_NF)
+    clean_N = runner.clean.metric_N
+    ld_recon_N = runner.patched(recon_ND, desc=f"{prefix}sufficiency").metric_N
+    ld_removed_N = runner.patched(mean_D + acts_ND - recon_ND, desc=f"{prefix}necessity").metric_N
+    return {
+        f"{prefix}l0": approximation.l0(is_active_NF),
+        f"{prefix}fvu": approximation.fvu(acts_ND, recon_ND),
+        f"{prefix}dead_fraction": approximation.dead_fraction(is_active_NF),
+        f"{prefix}sufficiency": approximation.sufficiency(ld_recon_N, clean_N),
+        f"{prefix}necessity": approximation.necessity(ld_meanabl_N, ld_removed_N, clean_N),
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    task: Task,
+    node: Node,
+    dictionary,
+    settings: EvalSettings,
+    model_name: str = "",
+) -> EvalResult:
+    """Score ``dictionary`` at ``node`` (see the module docstring for what is measured)."""
+    node.check(model)
+    width = node.width(model)
+    if dictionary.d_in != width:
+        raise ValueError(
+            f"the dictionary reads {dictionary.d_in}-dim vectors but node {node} has width {width}"
+        )
+    prompts = task.prompts("test", settings.n_prompts, settings.seed)
+    runner = NodeRunner(model, task, node, prompts, settings.batch_size, settings.progress)
+    dictionary = dictionary.to(runner.device)
+    sup = fit_supervised(runner, task, settings, model_name)
+    sup_mean = sup["mean"]
+    acts_ND = runner.acts_ND.float()
+    labels = {a: runner.prompts.attributes[a] for a in task.attributes}
+    clean = runner.clean
+    metrics: dict[str, float] = {
+        "clean_logit_diff": clean.metric_N.mean().item(),
+        "clean_accuracy": control.agreement(clean.argmax_N, runner.prompts.answer_B),
+    }
+    details: dict[str, Any] = {"node": str(node), "attributes": {}}
+
+    steps = tqdm(total=2 + len(task.attributes), desc=f"scoring at {node}",
+                 disable=not settings.progress)
+    mean_D = sup_mean.bias_D
+    ld_meanabl_N = runner.patched(mean_D.expand_as(acts_ND), desc="mean ablation").metric_N
+    metrics["meanabl_logit_diff"] = ld_meanabl_N.mean().item()
+    codes_NF = encode(dictionary, acts_ND, labels)
+    is_active_NF = active(dictionary, acts_ND, labels)
+    metrics.update(_approximation("", runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N,
+                                  codes_NF, is_active_NF))
+    for kind, prefix in (("mean", "sup_"), ("lstsq", "sup_lstsq_")):
+        d = sup[kind]
+        d_codes = d.encode(acts_ND, labels)
+        full = _approximation(prefix, runner, d, acts_ND, labels, mean_D, ld_meanabl_N, d_codes,
+                              d_codes > 0)
+        metrics.update({k: v for k, v in full.items() if not k.endswith(("l0", "dead_fraction"))})
+    steps.update(2)
+
+    W_dec_FD = dictionary.W_dec_FD.float()
+    weights_NF = control.edit_weights(codes_NF, W_dec_FD)
+    sup_codes_NF = sup_mean.encode(acts_ND, labels)
+    sup_weights_NF = control.edit_weights(sup_codes_NF, sup_mean.features_FD)
+    for i, attr in enumerate(task.attributes):
+        n_values = len(task.attribute_values(attr))
+        cf_prompts = task.counterfactual(runner.prompts, attr, settings.seed + 7919 * (i + 1))
+        cf_labels = {a: cf_prompts.attributes[a] for a in task.attributes}
+        acts_cf_ND = runner.activations(cf_prompts, desc=f"counterfactual {attr}").float()
+        target_N = runner.patched(acts_cf_ND, desc=f"ground truth {attr}").argmax_N
+        acc_noint = control.agreement(clean.argmax_N, target_N)
+        metrics[f"noint_accuracy_{attr}"] = acc_noint
+
+        old_N, new_N = labels[attr], cf_labels[attr]
+        sup_edit_ND = sup_mean.edit(acts_ND, attr, old_N, new_N)
+        acc_sup = control.agreement(runner.patched(sup_edit_ND).argmax_N, target_N)
+        metrics[f"sup_edit_accuracy_{attr}"] = acc_sup
+        removed = sup_mean.feature_index(attr, old_N)
+        metrics[f"sup_edit_magnitude_{attr}"] = (
+            sup_weights_NF.gather(1, removed[:, None]).mean().item()
+        )
+
+        codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
+        greedy = control.greedy_edit(acts_cf_ND - acts_ND, codes_cf_NF - codes_NF, W_dec_FD,
+                                     list(settings.ks))
+        f1_FV = interpretability.predicate_f1(is_active_NF, old_N, n_values)[2]
+        for k in settings.ks:
+            shift_ND, chosen_NF = greedy[k]
+            new_codes_NF = torch.where(chosen_NF, codes_cf_NF, codes_NF)
+            acc = control.agreement(runner.patched(acts_ND + shift_ND).argmax_N, target_N)
+            metrics[f"edit_accuracy_{attr}_k{k}"] = acc
+            metrics[f"edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
+                weights_NF, codes_NF, new_codes_NF)
+            metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
+                acc, acc_noint, acc_sup)
+            aware_NF = control.aware_edit(codes_NF, codes_cf_NF, f1_FV, old_N, new_N, k)
+            aware_ND = acts_ND + (aware_NF - codes_NF) @ W_dec_FD
+            metrics[f"aware_edit_accuracy_{attr}_k{k}"] = control.agreement(
+                runner.patched(aware_ND).argmax_N, target_N)
+            metrics[f"aware_edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
+                weights_NF, codes_NF, aware_NF)
+
+        summary = interpretability.attribute_summary(
+            is_active_NF, old_N, n_values, W_dec_FD, sup_mean.attribute_features(attr).float(),
+            tau=settings.tau,
+        )
+        for key in ("f1_coverage", "f1_mean_best", "latents_per_value", "max_cosine"):
+            metrics[f"{key}_{attr}"] = summary[key]
+        details["attributes"][attr] = summary
+        steps.update(1)
+    steps.close()
+    return EvalResult(metrics=metrics, details=details)
