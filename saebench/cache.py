@@ -34,7 +34,9 @@ def model_fingerprint(model) -> str:
 
 
 def cache_key(description: dict) -> str:
-    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return hashlib.sha256(
+        json.dumps(description, sort_keys=True, default=str).encode()
+    ).hexdigest()[:24]
 
 
 def cached_supervised(
@@ -56,8 +58,11 @@ def cached_supervised(
         )
     dictionary = fit()
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": dictionary.kind, "attribute_sizes": dictionary.attribute_sizes,
-            "key": description}
+    meta = {
+        "kind": dictionary.kind,
+        "attribute_sizes": dictionary.attribute_sizes,
+        "key": description,
+    }
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         tmp_st, tmp_json = Path(tmp) / "d.safetensors", Path(tmp) / "d.json"
         save_file(

@@ -42,8 +42,9 @@ def greedy_edit(
     n, f = delta_NF.shape
     results = {k: ([], []) for k in ks}
     for start in range(0, n, chunk):
-        part = _greedy_chunk(diff_ND[start : start + chunk], delta_NF[start : start + chunk],
-                             W_dec_FD, ks)
+        part = _greedy_chunk(
+            diff_ND[start : start + chunk], delta_NF[start : start + chunk], W_dec_FD, ks
+        )
         for k in ks:
             results[k][0].append(part[k][0])
             results[k][1].append(part[k][1])

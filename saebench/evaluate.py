@@ -119,8 +119,9 @@ def fit_supervised(
     return out
 
 
-def _approximation(prefix, runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N, codes_NF,
-                   is_active_NF) -> dict[str, float]:
+def _approximation(
+    prefix, runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N, codes_NF, is_active_NF
+) -> dict[str, float]:
     recon_ND = dictionary.decode(codes_NF)
     clean_N = runner.clean.metric_N
     ld_recon_N = runner.patched(recon_ND, desc=f"{prefix}sufficiency").metric_N
@@ -143,18 +144,24 @@ def evaluate(
     settings: EvalSettings,
     model_name: str = "",
 ) -> EvalResult:
-    """Score ``dictionary`` at ``node`` (see the module docstring for what is measured)."""
+    """Score ``dictionary`` at ``node`` (see the module docstring for what is measured).
+
+    ``dictionary`` is an SAE (anything with ``encode``, ``decode``, ``active``, ``W_dec_FD``),
+    or ``"supervised:mean"`` / ``"supervised:lstsq"`` to score a supervised dictionary itself.
+    """
     node.check(model)
     width = node.width(model)
-    if dictionary.d_in != width:
+    if not isinstance(dictionary, str) and dictionary.d_in != width:
         raise ValueError(
             f"the dictionary reads {dictionary.d_in}-dim vectors but node {node} has width {width}"
         )
     prompts = task.prompts("test", settings.n_prompts, settings.seed)
     runner = NodeRunner(model, task, node, prompts, settings.batch_size, settings.progress)
-    dictionary = dictionary.to(runner.device)
     sup = fit_supervised(runner, task, settings, model_name)
     sup_mean = sup["mean"]
+    if isinstance(dictionary, str):  # "supervised:mean" / "supervised:lstsq": score it as the SAE
+        dictionary = sup[dictionary.split(":", 1)[1]]
+    dictionary = dictionary.to(runner.device)
     acts_ND = runner.acts_ND.float()
     labels = {a: runner.prompts.attributes[a] for a in task.attributes}
     clean = runner.clean
@@ -164,20 +171,25 @@ def evaluate(
     }
     details: dict[str, Any] = {"node": str(node), "attributes": {}}
 
-    steps = tqdm(total=2 + len(task.attributes), desc=f"scoring at {node}",
-                 disable=not settings.progress)
+    steps = tqdm(
+        total=2 + len(task.attributes), desc=f"scoring at {node}", disable=not settings.progress
+    )
     mean_D = sup_mean.bias_D
     ld_meanabl_N = runner.patched(mean_D.expand_as(acts_ND), desc="mean ablation").metric_N
     metrics["meanabl_logit_diff"] = ld_meanabl_N.mean().item()
     codes_NF = encode(dictionary, acts_ND, labels)
     is_active_NF = active(dictionary, acts_ND, labels)
-    metrics.update(_approximation("", runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N,
-                                  codes_NF, is_active_NF))
+    metrics.update(
+        _approximation(
+            "", runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N, codes_NF, is_active_NF
+        )
+    )
     for kind, prefix in (("mean", "sup_"), ("lstsq", "sup_lstsq_")):
         d = sup[kind]
         d_codes = d.encode(acts_ND, labels)
-        full = _approximation(prefix, runner, d, acts_ND, labels, mean_D, ld_meanabl_N, d_codes,
-                              d_codes > 0)
+        full = _approximation(
+            prefix, runner, d, acts_ND, labels, mean_D, ld_meanabl_N, d_codes, d_codes > 0
+        )
         metrics.update({k: v for k, v in full.items() if not k.endswith(("l0", "dead_fraction"))})
     steps.update(2)
 
@@ -204,8 +216,9 @@ def evaluate(
         )
 
         codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
-        greedy = control.greedy_edit(acts_cf_ND - acts_ND, codes_cf_NF - codes_NF, W_dec_FD,
-                                     list(settings.ks))
+        greedy = control.greedy_edit(
+            acts_cf_ND - acts_ND, codes_cf_NF - codes_NF, W_dec_FD, list(settings.ks)
+        )
         f1_FV = interpretability.predicate_f1(is_active_NF, old_N, n_values)[2]
         for k in settings.ks:
             shift_ND, chosen_NF = greedy[k]
@@ -213,18 +226,26 @@ def evaluate(
             acc = control.agreement(runner.patched(acts_ND + shift_ND).argmax_N, target_N)
             metrics[f"edit_accuracy_{attr}_k{k}"] = acc
             metrics[f"edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
-                weights_NF, codes_NF, new_codes_NF)
+                weights_NF, codes_NF, new_codes_NF
+            )
             metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
-                acc, acc_noint, acc_sup)
+                acc, acc_noint, acc_sup
+            )
             aware_NF = control.aware_edit(codes_NF, codes_cf_NF, f1_FV, old_N, new_N, k)
             aware_ND = acts_ND + (aware_NF - codes_NF) @ W_dec_FD
             metrics[f"aware_edit_accuracy_{attr}_k{k}"] = control.agreement(
-                runner.patched(aware_ND).argmax_N, target_N)
+                runner.patched(aware_ND).argmax_N, target_N
+            )
             metrics[f"aware_edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
-                weights_NF, codes_NF, aware_NF)
+                weights_NF, codes_NF, aware_NF
+            )
 
         summary = interpretability.attribute_summary(
-            is_active_NF, old_N, n_values, W_dec_FD, sup_mean.attribute_features(attr).float(),
+            is_active_NF,
+            old_N,
+            n_values,
+            W_dec_FD,
+            sup_mean.attribute_features(attr).float(),
             tau=settings.tau,
         )
         for key in ("f1_coverage", "f1_mean_best", "latents_per_value", "max_cosine"):

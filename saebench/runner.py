@@ -59,11 +59,17 @@ class NodeRunner:
     def _clean_run(self) -> tuple[Tensor, list[Tensor]]:
         acts, resid, metric, argmax = [], [], [], []
         hooks = [self.node.hook_name, self._resid_hook]
-        for sl in tqdm(list(_batches(len(self.prompts), self.batch_size)), desc="clean run",
-                       disable=not self.progress, leave=False):
+        for sl in tqdm(
+            list(_batches(len(self.prompts), self.batch_size)),
+            desc="clean run",
+            disable=not self.progress,
+            leave=False,
+        ):
             batch = self.prompts.select(sl)
             logits_BLV, cache = model_access.run_with_cache_at(self.model, batch.tokens_BL, hooks)
-            acts.append(self.node.read(cache[self.node.hook_name], batch.positions[self.node.position]))
+            acts.append(
+                self.node.read(cache[self.node.hook_name], batch.positions[self.node.position])
+            )
             resid.append(cache[self._resid_hook])
             end_logits_BV = logits_BLV[torch.arange(len(batch)), batch.positions["END"]]
             metric.append(self.task.metric(end_logits_BV, batch))
@@ -76,15 +82,21 @@ class NodeRunner:
         """The node's vectors [N, D] for other prompts (forward pass stops after the node)."""
         prompts = prompts.to(self.device)
         out = []
-        for sl in tqdm(list(_batches(len(prompts), self.batch_size)), desc=desc,
-                       disable=not self.progress, leave=False):
+        for sl in tqdm(
+            list(_batches(len(prompts), self.batch_size)),
+            desc=desc,
+            disable=not self.progress,
+            leave=False,
+        ):
             batch = prompts.select(sl)
             _, cache = self.model.run_with_cache(
                 batch.tokens_BL,
                 names_filter=lambda n: n == self.node.hook_name,
                 stop_at_layer=self.node.layer + 1,
             )
-            out.append(self.node.read(cache[self.node.hook_name], batch.positions[self.node.position]))
+            out.append(
+                self.node.read(cache[self.node.hook_name], batch.positions[self.node.position])
+            )
         return torch.cat(out)
 
     @torch.no_grad()
@@ -95,7 +107,10 @@ class NodeRunner:
             batch = self.prompts.select(sl)
             hook = self.node.replace_hook(self.positions_N[sl], new_ND[sl].to(self.device))
             logits_BV = model_access.resume_logits_at(
-                self.model, self.resid[b], self.node.layer, [(self.node.hook_name, hook)],
+                self.model,
+                self.resid[b],
+                self.node.layer,
+                [(self.node.hook_name, hook)],
                 batch.positions["END"],
             )
             metric.append(self.task.metric(logits_BV, batch))

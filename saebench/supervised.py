@@ -106,9 +106,7 @@ class SupervisedDictionary:
 
 def _design_matrix(labels: dict[str, Tensor], sizes: dict[str, int]) -> Tensor:
     """One-hot design matrix C [N, F] of attribute values, attributes in ``sizes`` order."""
-    blocks = [
-        torch.nn.functional.one_hot(labels[a].long().cpu(), sizes[a]).double() for a in sizes
-    ]
+    blocks = [torch.nn.functional.one_hot(labels[a].long().cpu(), sizes[a]).double() for a in sizes]
     return torch.cat(blocks, dim=1)
 
 
@@ -141,7 +139,11 @@ def fit_lstsq_dictionary(
     present_F = C_NF.sum(0) > 0
     features_FD = torch.where(present_F[:, None], solution[:-1], 0.0)
     return SupervisedDictionary(
-        "lstsq", features_FD.to(acts_ND.dtype), solution[-1].to(acts_ND.dtype), dict(sizes), present_F
+        "lstsq",
+        features_FD.to(acts_ND.dtype),
+        solution[-1].to(acts_ND.dtype),
+        dict(sizes),
+        present_F,
     )
 
 

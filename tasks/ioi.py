@@ -177,9 +177,7 @@ class IOITask:
             },
             answer_B=torch.tensor([self.name_ids[i] for i in io_N]),
             wrong_B=torch.tensor([self.name_ids[i] for i in s_N]),
-            texts=[
-                self.tokenizer.decode(r[1:] if self.prepend_bos else r) for r in rows
-            ],
+            texts=[self.tokenizer.decode(r[1:] if self.prepend_bos else r) for r in rows],
         )
 
     def _fresh_names(self, prompts: PromptSet, rng: np.random.Generator) -> np.ndarray:

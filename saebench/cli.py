@@ -1,0 +1,195 @@
+"""The ``saebench`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from saebench.evaluate import DEFAULT_KS
+from saebench.run import DEFAULT_JSON_OUT, DEFAULT_LEADERBOARD
+
+
+def _parse_ks(_ctx, _param, value: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(v) for v in value.split(",") if v.strip()}))
+    except ValueError as err:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from err
+    if not ks or min(ks) < 1:
+        raise click.BadParameter("every k must be a positive integer")
+    return ks
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress messages (INFO level).")
+def main(verbose: bool) -> None:
+    """saebench: rate sparse autoencoders against supervised feature dictionaries.
+
+    Metric definitions: SPEC.md (summarised in the README).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option(
+    "--sae",
+    "sae",
+    required=True,
+    help="SAE to score: a SAELens directory (cfg.json + sae_weights.safetensors), a "
+    "dictionary_learning directory (ae.pt + config.json), a SAELens release id "
+    "RELEASE/SAE_ID (needs sae-lens and network), or supervised:mean / "
+    "supervised:lstsq to score a supervised dictionary itself.",
+)
+@click.option(
+    "--task", default="ioi", show_default=True, help="Task plugin (see `saebench tasks`)."
+)
+@click.option(
+    "--model",
+    default=None,
+    help="TransformerLens model name, or tiny-ioi (embedded, offline). "
+    "Default: the SAE's model_name, else gpt2-small.",
+)
+@click.option(
+    "--hook",
+    default=None,
+    help="Hook name of the node, e.g. blocks.3.hook_resid_pre. Default: the SAE's hook.",
+)
+@click.option(
+    "--head",
+    type=int,
+    default=None,
+    help="Head index for per-head hooks (attn.hook_z, ...). Default: the SAE's "
+    "hook_head_index; none means all heads concatenated.",
+)
+@click.option(
+    "--position",
+    default="END",
+    show_default=True,
+    help="Position label the node reads and edits (IOI: END, IO, S1, S1+1, S2).",
+)
+@click.option(
+    "--n-prompts",
+    type=click.IntRange(min=10),
+    default=1000,
+    show_default=True,
+    help="Evaluation prompts (test split).",
+)
+@click.option(
+    "--n-fit-prompts",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Prompts the supervised dictionaries are fitted on (same split, other seed).",
+)
+@click.option(
+    "--k",
+    "ks",
+    default=",".join(map(str, DEFAULT_KS)),
+    show_default=True,
+    callback=_parse_ks,
+    help="Numbers of latents an SAE edit may use.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for prompts.")
+@click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, ...).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Prompts per forward pass.",
+)
+@click.option(
+    "--tau",
+    type=click.FloatRange(0, 1),
+    default=0.8,
+    show_default=True,
+    help="F1 threshold for a latent to count as interpretable.",
+)
+@click.option(
+    "--leaderboard",
+    default=DEFAULT_LEADERBOARD,
+    show_default=True,
+    help="Leaderboard CSV to upsert the row into ({model}, {task} are filled in).",
+)
+@click.option("--no-leaderboard", is_flag=True, help="Do not write a leaderboard row.")
+@click.option(
+    "--json-out",
+    default=DEFAULT_JSON_OUT,
+    show_default=True,
+    help="Per-run JSON ({model}, {task}, {sae}, {node} are filled in).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache of fitted supervised dictionaries. Default: $SAEBENCH_CACHE or ~/.cache/saebench.",
+)
+@click.option("--no-cache", is_flag=True, help="Refit supervised dictionaries; cache nothing.")
+@click.option("--name", default=None, help="Display name of the SAE in the leaderboard.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(**options) -> None:
+    """Score one SAE on a task next to the supervised reference at the same node.
+
+    Prints a table, writes a per-run JSON and upserts one leaderboard row.
+    """
+    from saebench.cache import default_cache_dir
+    from saebench.leaderboard import LeaderboardError
+    from saebench.model import ModelUnavailableError
+    from saebench.report import render
+    from saebench.run import RunConfig
+    from saebench.run import run as run_one
+    from saebench.sae_io import SAELoadError
+
+    no_leaderboard = options.pop("no_leaderboard")
+    no_cache = options.pop("no_cache")
+    quiet = options.pop("quiet")
+    config = RunConfig(**options, progress=not quiet)
+    config.cache_dir = None if no_cache else (config.cache_dir or default_cache_dir())
+    if no_leaderboard:
+        config.leaderboard = None
+    try:
+        record = run_one(config)
+    except (SAELoadError, ModelUnavailableError, LeaderboardError, ValueError, KeyError) as err:
+        message = err.args[0] if err.args else str(err)
+        click.echo(f"error: {message}", err=True)
+        sys.exit(2)
+    ident = record.identity
+    head = "" if ident["head"] is None else f"[{ident['head']}]"
+    title = (
+        f"{ident['sae_name']} on {ident['model']} / {ident['task']} at "
+        f"{ident['hook']}{head}@{ident['position']}"
+    )
+    attributes = [
+        k.removeprefix("noint_accuracy_") for k in record.metrics if k.startswith("noint_accuracy_")
+    ]
+    click.echo(render(record.metrics, attributes, list(config.ks), title))
+    for what, path in record.paths.items():
+        click.echo(f"{what}: {path}")
+
+
+@main.command()
+def tasks() -> None:
+    """List the installed task plugins."""
+    from saebench.task import available_tasks
+
+    for name, target in sorted(available_tasks().items()):
+        click.echo(f"{name}\t{target}")
+
+
+def _attach_groups() -> None:
+    from saebench.cli_leaderboard import leaderboard
+
+    main.add_command(leaderboard)
+    try:
+        from saebench.cli_model import model
+    except ImportError:
+        return
+    main.add_command(model)
+
+
+_attach_groups()

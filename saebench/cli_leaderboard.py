@@ -1,0 +1,151 @@
+"""``saebench leaderboard``: show, plot and export a leaderboard CSV.
+
+The group is attached to the main CLI with ``main.add_command(leaderboard)``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from saebench.leaderboard.store import LeaderboardError, read_leaderboard
+
+DEFAULT_CSV = Path("leaderboard") / "leaderboard.csv"
+"""Leaderboard read when no CSV argument is given (relative to the working directory)."""
+
+_csv_argument = click.argument(
+    "csv", required=False, default=str(DEFAULT_CSV), type=click.Path(dir_okay=False)
+)
+
+
+def _load(csv: str):
+    try:
+        return read_leaderboard(csv)
+    except LeaderboardError as err:
+        raise click.ClickException(str(err)) from err
+
+
+@click.group()
+def leaderboard() -> None:
+    """Show, plot and export leaderboard CSVs."""
+
+
+@leaderboard.command()
+@_csv_argument
+@click.option("--sort", "sort_column", default=None, help="Column to sort by (ascending).")
+@click.option("--desc", is_flag=True, help="Sort descending.")
+@click.option(
+    "--filter",
+    "filter_expr",
+    default=None,
+    help="pandas query expression, e.g. \"architecture == 'topk' and l0 < 10\".",
+)
+@click.option(
+    "--columns",
+    multiple=True,
+    help="Columns to show (comma-separated or repeated; shell patterns like 'edit_*_k4').",
+)
+@click.option("--plain", is_flag=True, help="Plain aligned text even on a terminal.")
+def show(
+    csv: str,
+    sort_column: str | None,
+    desc: bool,
+    filter_expr: str | None,
+    columns: tuple[str, ...],
+    plain: bool,
+) -> None:
+    """Print the leaderboard as a table, each SAE metric beside its supervised reference."""
+    from saebench.leaderboard.table import (
+        TableError,
+        compact_columns,
+        filter_rows,
+        render_plain,
+        render_rich,
+        resolve_columns,
+        sort_rows,
+    )
+
+    frame = _load(csv)
+    try:
+        frame = filter_rows(frame, filter_expr)
+        frame = sort_rows(frame, sort_column, descending=desc)
+        selected = resolve_columns(frame, columns) if columns else compact_columns(frame)
+    except TableError as err:
+        raise click.UsageError(str(err)) from err
+    if frame.empty:
+        click.echo(f"{csv}: no rows" + (" match the filter" if filter_expr else ""))
+        return
+    if plain or not sys.stdout.isatty():
+        click.echo(render_plain(frame, selected), nl=False)
+    else:
+        width = shutil.get_terminal_size().columns
+        click.echo(render_rich(frame, selected, width=width), nl=False)
+
+
+@leaderboard.command()
+@_csv_argument
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Directory for the PNGs (default: plots/ next to the CSV).",
+)
+def plot(csv: str, out_dir: str | None) -> None:
+    """Draw l0_vs_fidelity.png, edit_accuracy_vs_magnitude.png, interpretability_coverage.png."""
+    from saebench.leaderboard.plots import write_plots
+
+    frame = _load(csv)
+    target = Path(out_dir) if out_dir is not None else Path(csv).parent / "plots"
+    for path in write_plots(frame, target).values():
+        click.echo(str(path))
+
+
+@leaderboard.command()
+@_csv_argument
+@click.option(
+    "--markdown",
+    "markdown_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the Markdown tables here (default: print them).",
+)
+@click.option(
+    "--readme",
+    "readme_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write a full README (plots + tables), e.g. leaderboard/README.md.",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Plot directory the README links to (default: plots/ next to the README).",
+)
+def export(
+    csv: str, markdown_file: str | None, readme_file: str | None, plots_dir: str | None
+) -> None:
+    """Export the per-node Markdown tables (and optionally the leaderboard README)."""
+    from saebench.leaderboard.export import export_markdown, render_leaderboard_readme
+
+    frame = _load(csv)
+    text = export_markdown(frame)
+    if markdown_file is not None:
+        Path(markdown_file).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {markdown_file}")
+    elif readme_file is None:
+        click.echo(text, nl=False)
+    if readme_file is not None:
+        readme = Path(readme_file)
+        plots = Path(plots_dir) if plots_dir is not None else readme.parent / "plots"
+        try:
+            body = render_leaderboard_readme(csv, plots, readme_dir=readme.parent)
+        except LeaderboardError as err:
+            raise click.ClickException(str(err)) from err
+        readme.write_text(body, encoding="utf-8")
+        click.echo(f"wrote {readme_file}")

@@ -1,0 +1,220 @@
+"""The leaderboard CSV schema: which columns exist, what identifies a row, and column order.
+
+A leaderboard is one UTF-8 CSV file, one row per (SAE, node) evaluation. Columns come in four
+groups, always in this order (``leaderboard/SCHEMA.md`` is the long form):
+
+1. key: ``model, model_processing, task, hook, head, position, sae_id, sae_hash``
+2. descriptive: ``sae_name, architecture, data_source, d_sae``
+3. provenance: ``saebench_version, git_commit, date, seed, n_prompts, n_fit_prompts``
+4. metrics, in :func:`metric_sort_key` order, then any column the schema does not know,
+   alphabetically.
+
+Row identity is ``(model, model_processing, task, hook, head, position, sae_hash)``: the content
+hash of the weights, not their path (``sae_id``), names the SAE, so the same weights loaded from
+another path or release id are the same SAE and replace the old row.
+
+>>> ordered_columns(["l0", "sae_hash", "edit_accuracy_io_k2", "model", "date"])
+['model', 'sae_hash', 'date', 'l0', 'edit_accuracy_io_k2']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "model",
+    "model_processing",
+    "task",
+    "hook",
+    "head",
+    "position",
+    "sae_hash",
+)
+"""Columns whose values together identify a row; an upsert with equal values replaces it."""
+
+KEY_COLUMNS: tuple[str, ...] = (
+    "model",
+    "model_processing",
+    "task",
+    "hook",
+    "head",
+    "position",
+    "sae_id",
+    "sae_hash",
+)
+"""Identity columns plus ``sae_id`` (where the weights were loaded from), in file order."""
+
+DESCRIPTIVE_COLUMNS: tuple[str, ...] = ("sae_name", "architecture", "data_source", "d_sae")
+"""Display name, architecture or baseline kind, training data source, number of latents."""
+
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "saebench_version",
+    "git_commit",
+    "date",
+    "seed",
+    "n_prompts",
+    "n_fit_prompts",
+)
+"""Where every number came from: code version and commit, UTC date, seed, prompt counts."""
+
+REQUIRED_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "sae_name", "architecture")
+"""Columns every row must carry (``head`` may be empty; see :func:`normalise_row`)."""
+
+INTEGER_COLUMNS: tuple[str, ...] = ("head", "d_sae", "seed", "n_prompts", "n_fit_prompts")
+"""Non-metric columns holding integers (or empty)."""
+
+SUPERVISED_ARCHITECTURES: tuple[str, ...] = ("supervised_mean", "supervised_lstsq")
+"""Baseline kinds that are supervised dictionaries (plotted as reference stars)."""
+
+ARCHITECTURES: tuple[str, ...] = (
+    "standard",
+    "topk",
+    "gated",
+    "jumprelu",
+    "batchtopk",
+    *SUPERVISED_ARCHITECTURES,
+    "pca",
+    "random",
+    "frozen_decoder",
+)
+"""Known values of ``architecture``: SAE architectures, then baseline kinds."""
+
+ATTRIBUTE_ORDER: tuple[str, ...] = ("io", "s", "pos")
+"""Attributes in display order; other attributes follow alphabetically."""
+
+K_GRID: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+"""Default numbers of edited latents."""
+
+CORE_METRICS: tuple[str, ...] = (
+    "clean_logit_diff",
+    "clean_accuracy",
+    "l0",
+    "fvu",
+    "dead_fraction",
+    "sufficiency",
+    "necessity",
+    "sup_sufficiency",
+    "sup_necessity",
+    "sup_fvu",
+)
+"""Per-node metrics with no attribute: the task at the node, then approximation (SPEC §4)."""
+
+ATTRIBUTE_METRICS_HEAD: tuple[str, ...] = (
+    "noint_accuracy",
+    "sup_edit_accuracy",
+    "sup_edit_magnitude",
+)
+"""Per-attribute control references, listed before the per-k editing metrics (SPEC §5)."""
+
+K_METRICS: tuple[str, ...] = (
+    "edit_accuracy",
+    "edit_magnitude",
+    "aware_edit_accuracy",
+    "aware_edit_magnitude",
+    "edit_score",
+)
+"""Per-attribute, per-k editing metrics, columns ``{name}_{attribute}_k{k}`` (SPEC §5)."""
+
+ATTRIBUTE_METRICS_TAIL: tuple[str, ...] = (
+    "f1_coverage",
+    "f1_mean_best",
+    "latents_per_value",
+    "max_cosine",
+)
+"""Per-attribute interpretability metrics, columns ``{name}_{attribute}`` (SPEC §6)."""
+
+_K_RE = re.compile(r"^(?P<name>" + "|".join(K_METRICS) + r")_(?P<attr>\w+?)_k(?P<k>\d+)$")
+_ATTR_RE = re.compile(
+    r"^(?P<name>" + "|".join(ATTRIBUTE_METRICS_HEAD + ATTRIBUTE_METRICS_TAIL) + r")_(?P<attr>\w+)$"
+)
+
+_GROUP_KEY, _GROUP_DESCRIPTIVE, _GROUP_PROVENANCE, _GROUP_CORE, _GROUP_ATTR, _GROUP_OTHER = range(6)
+
+
+def parse_metric(column: str) -> tuple[str, str | None, int | None] | None:
+    """Split a metric column into ``(metric, attribute, k)``; None for a non-metric column.
+
+    >>> parse_metric("aware_edit_accuracy_io_k16")
+    ('aware_edit_accuracy', 'io', 16)
+    >>> parse_metric("f1_coverage_pos")
+    ('f1_coverage', 'pos', None)
+    >>> parse_metric("l0")
+    ('l0', None, None)
+    >>> parse_metric("sae_name") is None
+    True
+    """
+    if column in CORE_METRICS:
+        return column, None, None
+    match = _K_RE.match(column)
+    if match:
+        return match["name"], match["attr"], int(match["k"])
+    match = _ATTR_RE.match(column)
+    if match:
+        return match["name"], match["attr"], None
+    return None
+
+
+def is_metric(column: str) -> bool:
+    """Whether ``column`` is a metric the schema knows (numeric, empty when missing)."""
+    return parse_metric(column) is not None
+
+
+def _attribute_rank(attribute: str) -> tuple[int, str]:
+    if attribute in ATTRIBUTE_ORDER:
+        return ATTRIBUTE_ORDER.index(attribute), ""
+    return len(ATTRIBUTE_ORDER), attribute
+
+
+def column_sort_key(column: str) -> tuple:
+    """Sort key giving the schema's column order (key, descriptive, provenance, metrics, other).
+
+    Metrics: core metrics first, then per attribute (io, s, pos, then alphabetical): the
+    control references, the per-k editing metrics by increasing k, then interpretability.
+    """
+    for group, names in (
+        (_GROUP_KEY, KEY_COLUMNS),
+        (_GROUP_DESCRIPTIVE, DESCRIPTIVE_COLUMNS),
+        (_GROUP_PROVENANCE, PROVENANCE_COLUMNS),
+        (_GROUP_CORE, CORE_METRICS),
+    ):
+        if column in names:
+            return (group, names.index(column))
+    parsed = parse_metric(column)
+    if parsed is None:
+        return (_GROUP_OTHER, column)
+    name, attribute, k = parsed
+    assert attribute is not None
+    if k is not None:
+        section, index = 1, (k, K_METRICS.index(name))
+    elif name in ATTRIBUTE_METRICS_HEAD:
+        section, index = 0, (0, ATTRIBUTE_METRICS_HEAD.index(name))
+    else:
+        section, index = 2, (0, ATTRIBUTE_METRICS_TAIL.index(name))
+    return (_GROUP_ATTR, _attribute_rank(attribute), section, index)
+
+
+def metric_sort_key(column: str) -> tuple:
+    """Alias of :func:`column_sort_key`, for sorting metric columns alone."""
+    return column_sort_key(column)
+
+
+def ordered_columns(columns: Iterable[str]) -> list[str]:
+    """The distinct ``columns`` in schema order."""
+    return sorted(dict.fromkeys(columns), key=column_sort_key)
+
+
+def attributes_in(columns: Iterable[str]) -> list[str]:
+    """Attributes that some per-attribute metric column mentions, in display order.
+
+    >>> attributes_in(["edit_accuracy_pos_k2", "f1_coverage_io", "l0"])
+    ['io', 'pos']
+    """
+    found = {p[1] for c in columns if (p := parse_metric(c)) is not None and p[1] is not None}
+    return sorted(found, key=_attribute_rank)
+
+
+def ks_in(columns: Iterable[str]) -> list[int]:
+    """Values of k that some per-k metric column mentions, ascending."""
+    found = {p[2] for c in columns if (p := parse_metric(c)) is not None and p[2] is not None}
+    return sorted(found)

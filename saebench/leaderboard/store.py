@@ -1,0 +1,281 @@
+"""Read and upsert leaderboard CSVs without ever losing or corrupting a row.
+
+Every write holds ``<csv>.lock`` (:class:`filelock.FileLock`) for its whole
+read-merge-write cycle, writes the new table to a temporary file in the same directory,
+``fsync``s it and ``os.replace``s it over the CSV, so a reader sees either the old file or the
+new one, never a torn one, and concurrent writers serialise instead of overwriting each other.
+
+A CSV that does not parse (undecodable bytes, NUL bytes, an unterminated quote, a record with
+more or fewer fields than the header, a non-numeric metric, a missing key column, a duplicated
+header) raises :class:`LeaderboardError` naming the file and the line, and is never
+overwritten: fix or move it by hand.
+
+Cells are stored as text exactly as written: floats with :func:`repr` (shortest round-trip
+form), integers in decimal, missing values as empty cells.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock
+
+from saebench.leaderboard.schema import (
+    IDENTITY_COLUMNS,
+    INTEGER_COLUMNS,
+    REQUIRED_COLUMNS,
+    is_metric,
+    ordered_columns,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_S = 120.0
+"""How long a writer waits for the lock before giving up with :class:`filelock.Timeout`."""
+
+_HASH_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+class LeaderboardError(Exception):
+    """A leaderboard CSV or row that cannot be used; the message names the path and line."""
+
+    def __init__(self, path: str | Path, message: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}" if line is None else f"{self.path}, line {line}"
+        super().__init__(f"{where}: {message}")
+
+
+def lock_path(csv_path: str | Path) -> Path:
+    """The lock file guarding ``csv_path``: ``<csv>.lock`` in the same directory."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(csv_path.name + ".lock")
+
+
+def format_cell(value: object) -> str:
+    """The CSV text of one value: '' for None/NaN, ``repr`` for floats, ``str`` otherwise.
+
+    >>> [format_cell(v) for v in (None, float("nan"), 0.1, 3, True, "END")]
+    ['', '', '0.1', '3', 'True', 'END']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return format_cell(value.item())  # numpy / torch scalars
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def normalise_row(row: Mapping[str, object], path: str | Path = "<row>") -> dict[str, str]:
+    """Check a row for the required columns and turn every value into its CSV text.
+
+    ``head`` may be None/'' (a whole-layer node) or an integer; ``sae_hash`` must be 16
+    lowercase hex characters; metric values must be numbers or empty.
+    """
+    cells = {str(k): format_cell(v) for k, v in row.items()}
+    missing = [c for c in REQUIRED_COLUMNS if c not in cells]
+    if missing:
+        raise LeaderboardError(path, f"row lacks required column(s) {missing}")
+    empty = [c for c in REQUIRED_COLUMNS if c != "head" and cells[c] == ""]
+    if empty:
+        raise LeaderboardError(path, f"row has empty required column(s) {empty}")
+    cells["sae_hash"] = cells["sae_hash"].lower()
+    if not _HASH_RE.match(cells["sae_hash"]):
+        raise LeaderboardError(
+            path, f"sae_hash must be 16 hex characters, got {cells['sae_hash']!r}"
+        )
+    for column, text in cells.items():
+        problem = _cell_problem(column, text)
+        if problem:
+            raise LeaderboardError(path, f"row: {problem}")
+    if cells["head"] != "":
+        cells["head"] = str(int(float(cells["head"])))
+    return cells
+
+
+def _cell_problem(column: str, text: str) -> str | None:
+    """Why ``text`` is not a valid value for ``column``, or None when it is."""
+    if text == "":
+        return None
+    if column in INTEGER_COLUMNS:
+        try:
+            value = float(text)
+        except ValueError:
+            return f"column {column!r} must be an integer, got {text!r}"
+        if not value.is_integer():
+            return f"column {column!r} must be an integer, got {text!r}"
+    elif is_metric(column):
+        try:
+            float(text)
+        except ValueError:
+            return f"metric {column!r} must be a number, got {text!r}"
+    return None
+
+
+def _identity(cells: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(cells.get(c, "") for c in IDENTITY_COLUMNS)
+
+
+def parse_table(path: str | Path, data: bytes) -> tuple[list[str], list[dict[str, str]]]:
+    """Parse the bytes of a leaderboard CSV into (header, rows of text cells).
+
+    Raises :class:`LeaderboardError` with the 1-based line of the first problem. Empty (or
+    whitespace-only) data is an empty leaderboard. Blank lines are skipped.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise LeaderboardError(path, f"not UTF-8 text ({err.reason})", line) from err
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise LeaderboardError(path, "contains a NUL byte", line)
+    if text.strip() == "":
+        return [], []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[dict[str, str]] = []
+    end_line = 0
+    while True:
+        start_line = end_line + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise LeaderboardError(path, f"malformed CSV ({err})", start_line) from err
+        end_line = reader.line_num
+        if not record:
+            continue
+        if header is None:
+            header = record
+            duplicated = sorted({c for c in header if header.count(c) > 1})
+            if duplicated:
+                raise LeaderboardError(path, f"duplicated column(s) {duplicated}", start_line)
+            missing = [c for c in IDENTITY_COLUMNS if c not in header]
+            if missing:
+                raise LeaderboardError(path, f"header lacks key column(s) {missing}", start_line)
+            continue
+        if len(record) != len(header):
+            raise LeaderboardError(
+                path, f"{len(record)} fields where the header has {len(header)}", start_line
+            )
+        cells = dict(zip(header, record, strict=True))
+        for column, value in cells.items():
+            problem = _cell_problem(column, value)
+            if problem:
+                raise LeaderboardError(path, problem, start_line)
+        rows.append(cells)
+    if not text.endswith(("\n", "\r")):
+        raise LeaderboardError(
+            path, "last line has no line ending (truncated file?); if complete, add one", end_line
+        )
+    return header or [], rows
+
+
+def read_rows(csv_path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and text rows of ``csv_path``; ``([], [])`` when it does not exist."""
+    csv_path = Path(csv_path)
+    try:
+        data = csv_path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    return parse_table(csv_path, data)
+
+
+def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
+    """The leaderboard at ``csv_path`` as a DataFrame; never writes.
+
+    Metric columns are floats (NaN when missing), integer columns nullable ``Int64``, every
+    other column text ('' when missing). Columns are in schema order. Raises
+    :class:`LeaderboardError` (with path and line) when the file does not parse or is absent.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.exists():
+        raise LeaderboardError(csv_path, "no such leaderboard file")
+    header, rows = read_rows(csv_path)
+    columns = ordered_columns(header)
+    frame = pd.DataFrame(rows, columns=columns, dtype=object).fillna("")
+    for column in columns:
+        if column in INTEGER_COLUMNS:
+            frame[column] = pd.array(
+                [None if t == "" else int(float(t)) for t in frame[column]], dtype="Int64"
+            )
+        elif is_metric(column):
+            frame[column] = [math.nan if t == "" else float(t) for t in frame[column]]
+            frame[column] = frame[column].astype(float)
+        else:
+            frame[column] = frame[column].astype(str)
+    return frame
+
+
+def _write_atomically(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
+    """Write the table to a temp file next to ``csv_path``, fsync it, and rename it over."""
+    directory = csv_path.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{csv_path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            for cells in rows:
+                writer.writerow([cells.get(c, "") for c in header])
+            handle.flush()
+            os.fsync(handle.fileno())
+        mode = csv_path.stat().st_mode & 0o777 if csv_path.exists() else 0o644
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, csv_path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where possible
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def upsert_row(csv_path: str | Path, row: Mapping[str, object]) -> None:
+    """Insert ``row`` into the leaderboard at ``csv_path``, replacing the row with its identity.
+
+    Identity: (model, model_processing, task, hook, head, position, sae_hash). A replaced row
+    takes the new row's values wholesale (cells the new run lacks become empty: one row, one
+    run); its position in the file is kept. A new identity is appended. The header is the
+    union of old and new columns in schema order, so no column of an old row is dropped.
+    Creates the file (and its directory) when absent; refuses (LeaderboardError, file
+    untouched) when the existing file does not parse.
+    """
+    csv_path = Path(csv_path)
+    cells = normalise_row(row, csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_path(csv_path)), timeout=LOCK_TIMEOUT_S):
+        header, rows = read_rows(csv_path)
+        key = _identity(cells)
+        matches = [i for i, old in enumerate(rows) if _identity(old) == key]
+        if matches:
+            if len(matches) > 1:
+                logger.warning(
+                    "%s: %d rows share identity %s; keeping one", csv_path, len(matches), key
+                )
+            rows[matches[0]] = cells
+            for index in reversed(matches[1:]):
+                del rows[index]
+        else:
+            rows.append(cells)
+        header = ordered_columns([*header, *cells])
+        _write_atomically(csv_path, header, rows)

@@ -1,0 +1,246 @@
+"""The compact leaderboard table: column choice, labels, number format, filter, sort, render.
+
+The default (compact) columns put each SAE metric next to its supervised reference at the
+same node: ``sufficiency`` | ``sup_sufficiency``, ``necessity`` | ``sup_necessity`` and, per
+attribute a, ``edit_accuracy_{a}_k2`` | ``sup_edit_accuracy_{a}``, then ``f1_coverage_{a}``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import math
+import numbers
+import re
+from collections.abc import Sequence
+
+import pandas as pd
+
+from saebench.leaderboard.schema import attributes_in, is_metric, parse_metric
+
+COMPACT_K = 2
+"""The k whose edit accuracy the compact table shows (task SAEs edit well at 2-6 latents)."""
+
+NODE_COLUMNS: tuple[str, ...] = ("model", "task", "hook", "head", "position")
+"""Columns that name the node a row was evaluated at (plus model and task)."""
+
+_LABELS = {
+    "sae_name": "SAE",
+    "architecture": "arch",
+    "data_source": "data",
+    "l0": "L0",
+    "fvu": "FVU",
+    "sufficiency": "suff",
+    "sup_sufficiency": "suff(sup)",
+    "necessity": "nec",
+    "sup_necessity": "nec(sup)",
+    "sup_fvu": "FVU(sup)",
+    "dead_fraction": "dead",
+}
+
+_METRIC_LABELS = {
+    "edit_accuracy": "edit",
+    "aware_edit_accuracy": "aware",
+    "edit_magnitude": "mag",
+    "aware_edit_magnitude": "aware mag",
+    "edit_score": "score",
+    "sup_edit_accuracy": "edit",
+    "sup_edit_magnitude": "mag",
+    "noint_accuracy": "noint",
+    "f1_coverage": "cov",
+    "f1_mean_best": "F1",
+    "latents_per_value": "lat/val",
+    "max_cosine": "maxcos",
+}
+
+
+class TableError(ValueError):
+    """A bad column name, sort key or filter expression; the message says what is valid."""
+
+
+def compact_columns(frame: pd.DataFrame, with_node: bool = True) -> list[str]:
+    """The default columns present in ``frame``, each SAE metric beside its supervised value.
+
+    ``with_node`` adds hook, head (only when some row has one) and position.
+    """
+    wanted = ["sae_name", "architecture", "data_source"]
+    if with_node:
+        wanted += ["hook", "head", "position"]
+    wanted += ["l0", "fvu", "sufficiency", "sup_sufficiency", "necessity", "sup_necessity"]
+    attributes = attributes_in(frame.columns)
+    for attribute in attributes:
+        wanted += [f"edit_accuracy_{attribute}_k{COMPACT_K}", f"sup_edit_accuracy_{attribute}"]
+    wanted += [f"f1_coverage_{attribute}" for attribute in attributes]
+    columns = [c for c in wanted if c in frame.columns]
+    if "head" in columns and frame["head"].isna().all():
+        columns.remove("head")
+    return columns
+
+
+def column_label(column: str) -> str:
+    """A short header for ``column``: ``edit_accuracy_io_k2`` -> ``edit io k2``,
+    ``sup_edit_accuracy_io`` -> ``edit io(sup)``.
+
+    >>> [column_label(c) for c in ("l0", "sup_sufficiency", "edit_accuracy_io_k2",
+    ...                            "sup_edit_accuracy_io", "f1_coverage_pos", "hook")]
+    ['L0', 'suff(sup)', 'edit io k2', 'edit io(sup)', 'cov pos', 'hook']
+    """
+    if column in _LABELS:
+        return _LABELS[column]
+    parsed = parse_metric(column)
+    if parsed is None or parsed[1] is None:
+        return column
+    name, attribute, k = parsed
+    label = f"{_METRIC_LABELS.get(name, name)} {attribute}"
+    if k is not None:
+        label += f" k{k}"
+    if name.startswith("sup_"):
+        label += "(sup)"
+    return label
+
+
+def format_number(value: object) -> str:
+    """Numbers with three significant-ish digits; '' for missing.
+
+    >>> [format_number(v) for v in (0.91234, 12.345, 1234.5, float("nan"), 7, None, "END")]
+    ['0.912', '12.3', '1234', '', '7', '', 'END']
+    """
+    if value is None or value is pd.NA or isinstance(value, str):
+        return "" if value is None or value is pd.NA else str(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    number = float(value)
+    if math.isnan(number):
+        return ""
+    if abs(number) >= 100:
+        return f"{number:.0f}"
+    if abs(number) >= 10:
+        return f"{number:.1f}"
+    return f"{number:.3f}"
+
+
+def resolve_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
+    """Expand column names and shell-style patterns (``edit_accuracy_*_k4``) in given order.
+
+    Comma-separated entries are split. Raises :class:`TableError` listing the columns when a
+    name or pattern matches nothing.
+    """
+    columns: list[str] = []
+    for entry in patterns:
+        for pattern in (p.strip() for p in entry.split(",")):
+            if not pattern:
+                continue
+            matched = [c for c in frame.columns if fnmatch.fnmatchcase(c, pattern)]
+            if not matched:
+                raise TableError(
+                    f"no column matches {pattern!r}; columns are: {', '.join(frame.columns)}"
+                )
+            columns += [c for c in matched if c not in columns]
+    return columns
+
+
+def filter_rows(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
+    """Rows matching a pandas ``query`` expression (``"l0 < 10 and architecture == 'topk'"``).
+
+    Raises :class:`TableError` with a one-line reason when the expression is invalid.
+    """
+    if not expression:
+        return frame
+    try:
+        result = frame.query(expression, engine="python")
+    except Exception as err:  # pandas raises many kinds here; one clean message for all
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TableError(f"bad --filter expression {expression!r}: {reason}") from err
+    if not isinstance(result, pd.DataFrame):
+        raise TableError(f"--filter expression {expression!r} does not select rows")
+    return result
+
+
+def sort_rows(frame: pd.DataFrame, column: str | None, descending: bool = False) -> pd.DataFrame:
+    """Rows sorted by ``column`` (missing values last); when None, by node then SAE name in
+    natural order (``blocks.9`` before ``blocks.10``)."""
+    if column is None:
+        keys = [c for c in (*NODE_COLUMNS, "sae_name") if c in frame.columns]
+        records = list(frame[keys].itertuples(index=False))
+
+        def row_key(index: int) -> tuple:
+            return tuple(_natural_key(format_number(value)) for value in records[index])
+
+        return frame.iloc[sorted(range(len(frame)), key=row_key)]
+    if column not in frame.columns:
+        raise TableError(f"unknown sort column {column!r}; columns are: {', '.join(frame.columns)}")
+    return frame.sort_values(column, ascending=not descending, kind="stable", na_position="last")
+
+
+def formatted_cells(frame: pd.DataFrame, columns: Sequence[str]) -> list[list[str]]:
+    """The text of each selected cell, row by row."""
+    rows = frame[list(columns)].itertuples(index=False)
+    return [[format_number(value) for value in row] for row in rows]
+
+
+def render_plain(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    """A plain aligned text table: numbers right-aligned, text left-aligned, short headers."""
+    headers = [column_label(c) for c in columns]
+    cells = formatted_cells(frame, columns)
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    numeric = [is_metric(c) or c in ("head", "d_sae", "seed", "n_prompts") for c in columns]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    return "\n".join(out) + "\n"
+
+
+def render_rich(frame: pd.DataFrame, columns: Sequence[str], width: int | None = None) -> str:
+    """The table drawn by ``rich`` (box lines, supervised columns dimmed), as text."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, header_style="bold")
+    for column in columns:
+        numeric = is_metric(column) or column == "head"
+        style = "dim" if column.startswith("sup_") else None
+        table.add_column(column_label(column), justify="right" if numeric else "left", style=style)
+    for row in formatted_cells(frame, columns):
+        table.add_row(*row)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 200, force_terminal=False, color_system=None)
+    console.print(table)
+    return buffer.getvalue()
+
+
+def _natural_key(text: str) -> tuple:
+    """Sort key treating digit runs as numbers (``blocks.9`` before ``blocks.10``)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def node_label(model: str, task: str, hook: str, head: object, position: str) -> str:
+    """A node's display name: ``gpt2-small ioi blocks.9.attn.hook_z head 6 @ END``.
+
+    >>> node_label("gpt2-small", "ioi", "blocks.3.hook_resid_pre", None, "END")
+    'gpt2-small ioi blocks.3.hook_resid_pre @ END'
+    """
+    head_text = format_number(head)
+    head_part = f" head {head_text}" if head_text else ""
+    return f"{model} {task} {hook}{head_part} @ {position}".strip()
+
+
+def node_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of each node (model, task, hook, head, position), nodes in natural order."""
+    keys = [c for c in NODE_COLUMNS if c in frame.columns]
+    if frame.empty or not keys:
+        return [("all rows", frame)] if not frame.empty else []
+    groups = []
+    for values, rows in frame.groupby(keys, dropna=False, sort=False):
+        named = dict(zip(keys, values, strict=True))
+        label = node_label(*(named.get(c, "") for c in NODE_COLUMNS))
+        groups.append((label, rows))
+    return sorted(groups, key=lambda item: _natural_key(item[0]))

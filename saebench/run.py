@@ -1,0 +1,211 @@
+"""One ``saebench run``: resolve the SAE, model, task and node, score, and record the result.
+
+The record is a JSON (config, library versions, git commit, every metric, per-attribute
+detail) and one leaderboard row (see :mod:`saebench.leaderboard.schema`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from saebench import __version__
+from saebench.evaluate import DEFAULT_KS, EvalResult, EvalSettings, evaluate
+from saebench.model import PAPER_PROCESSING, load_model, prepends_bos, tokenizer_of
+from saebench.node import Node
+from saebench.sae import SAE
+from saebench.sae_io import load_sae
+from saebench.task import load_task
+
+logger = logging.getLogger(__name__)
+
+SUPERVISED_SPECS = {"supervised:mean": "mean", "supervised:lstsq": "lstsq"}
+"""``--sae`` values that score a supervised dictionary itself (needs ``--model``, ``--hook``)."""
+DEFAULT_MODEL = "gpt2-small"
+DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
+DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
+
+
+@dataclass
+class RunConfig:
+    """Everything ``saebench run`` takes from the command line."""
+
+    sae: str
+    task: str = "ioi"
+    model: str | None = None
+    hook: str | None = None
+    head: int | None = None
+    position: str = "END"
+    n_prompts: int = 1000
+    n_fit_prompts: int = 2000
+    ks: tuple[int, ...] = DEFAULT_KS
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 64
+    tau: float = 0.8
+    leaderboard: str | None = DEFAULT_LEADERBOARD
+    """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row."""
+    json_out: str | None = DEFAULT_JSON_OUT
+    """Per-run JSON; ``{model}``, ``{task}``, ``{sae}`` and ``{node}`` are filled in."""
+    cache_dir: Path | None = None
+    progress: bool = True
+    name: str | None = None
+    architecture: str | None = None
+    data_source: str | None = None
+
+
+@dataclass
+class RunRecord:
+    config: dict[str, Any]
+    identity: dict[str, Any]
+    provenance: dict[str, Any]
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+    """Where the JSON and the leaderboard row were written."""
+
+
+def git_commit() -> str:
+    """The saebench checkout's commit (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    out = {"saebench": __version__}
+    for package in ("torch", "transformer_lens", "sae-lens", "transformers"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def resolve(config: RunConfig) -> tuple[SAE | str, str, dict | None, Node]:
+    """The dictionary (an SAE, or a supervised spec), model name, processing and node."""
+    if config.sae in SUPERVISED_SPECS:
+        if not config.model or not config.hook:
+            raise ValueError(f"--sae {config.sae} needs --model and --hook")
+        return config.sae, config.model, None, Node(config.hook, config.position, config.head)
+    sae = load_sae(config.sae, device="cpu")
+    meta = sae.meta
+    model_name = config.model or meta.model_name or DEFAULT_MODEL
+    if config.model and meta.model_name and config.model != meta.model_name:
+        logger.warning("the SAE was trained on %r but --model is %r", meta.model_name, config.model)
+    hook = config.hook or meta.hook_name
+    if not hook:
+        raise ValueError(f"the SAE at {config.sae} names no hook; pass --hook")
+    head = config.head if config.head is not None else meta.hook_head_index
+    return sae, model_name, meta.model_from_pretrained_kwargs, Node(hook, config.position, head)
+
+
+def identity_of(
+    dictionary, config: RunConfig, model_name: str, processing: dict | None, node: Node
+) -> dict[str, Any]:
+    if isinstance(dictionary, str):
+        kind = "supervised_" + SUPERVISED_SPECS[dictionary]
+        sae_hash, d_sae, arch, default_name = kind, None, kind, kind
+    else:
+        sae_hash, d_sae, arch = dictionary.content_hash(), dictionary.d_sae, dictionary.architecture
+        default_name = Path(config.sae).name or config.sae
+    cfg = {} if isinstance(dictionary, str) else dictionary.meta.cfg
+    return {
+        "model": model_name,
+        "model_processing": json.dumps(
+            processing if processing is not None else PAPER_PROCESSING,
+            sort_keys=True,
+            separators=(",", ":"),
+        ),
+        "task": config.task,
+        "hook": node.hook_name,
+        "head": node.head,
+        "position": node.position,
+        "sae_id": config.sae,
+        "sae_hash": sae_hash,
+        "sae_name": config.name or cfg.get("metadata", {}).get("sae_name") or default_name,
+        "architecture": config.architecture or cfg.get("metadata", {}).get("saebench_kind") or arch,
+        "data_source": config.data_source or cfg.get("metadata", {}).get("data_source", ""),
+        "d_sae": d_sae,
+    }
+
+
+def run(config: RunConfig) -> RunRecord:
+    """Score one dictionary; write its JSON and leaderboard row when asked."""
+    dictionary, model_name, processing, node = resolve(config)
+    model = load_model(model_name, processing, device=config.device)
+    task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=prepends_bos(model))
+    settings = EvalSettings(
+        n_prompts=config.n_prompts,
+        n_fit_prompts=config.n_fit_prompts,
+        ks=tuple(config.ks),
+        seed=config.seed,
+        batch_size=config.batch_size,
+        tau=config.tau,
+        cache_dir=config.cache_dir,
+        progress=config.progress,
+    )
+    result: EvalResult = evaluate(model, task, node, dictionary, settings, model_name=model_name)
+    record = RunRecord(
+        config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        identity=identity_of(dictionary, config, model_name, processing, node),
+        provenance={
+            "saebench_version": __version__,
+            "git_commit": git_commit(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": config.seed,
+            "n_prompts": config.n_prompts,
+            "n_fit_prompts": config.n_fit_prompts,
+            "versions": library_versions(),
+        },
+        metrics=result.metrics,
+        details=result.details,
+    )
+    fields = {
+        "model": model_name,
+        "task": config.task,
+        "sae": (Path(config.sae).name or "sae").replace(":", "-"),
+        "node": str(node).replace("/", "_"),
+    }
+    if config.json_out is not None:
+        record.paths["json"] = str(config.json_out).format(**fields)
+        write_json(Path(record.paths["json"]), record)
+    if config.leaderboard is not None:
+        from saebench.leaderboard import upsert_row
+
+        record.paths["leaderboard"] = str(config.leaderboard).format(**fields)
+        upsert_row(record.paths["leaderboard"], leaderboard_row(record))
+    return record
+
+
+def leaderboard_row(record: RunRecord) -> dict[str, Any]:
+    """The flat CSV row: identity, provenance (without the version table), metrics."""
+    provenance = {k: v for k, v in record.provenance.items() if k != "versions"}
+    return {**record.identity, **provenance, **record.metrics}
+
+
+def write_json(path: Path, record: RunRecord) -> None:
+    """Write the run record atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(asdict(record), handle, indent=2, default=str, allow_nan=True)
+    os.replace(tmp, path)

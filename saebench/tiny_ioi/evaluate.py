@@ -1,0 +1,83 @@
+"""How well tiny-ioi does IOI, and where in the model it does it.
+
+On a ``PromptSet`` from the IOI plugin, with ``logits_BV`` the next-token logits at END:
+
+- accuracy = mean over prompts of [argmax_v logits_BV[b, v] = IO_b] (whole vocabulary);
+- mean LD = mean over prompts of logits_BV[b, IO_b] − logits_BV[b, S_b];
+- mean-ablation curve: for each layer l, mean LD when ``blocks.{l}.hook_resid_pre`` at END
+  is replaced by its mean over the prompts (the last entry: ``blocks.{n−1}.hook_resid_post``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from saebench.task import PromptSet
+from saebench.tiny_ioi.corpus import HELD_OUT_TEMPLATE
+
+
+def end_logits(model, prompts: PromptSet, fwd_hooks: list | None = None) -> Tensor:
+    """Next-token logits at END, [B, V]."""
+    with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks or []):
+        logits_BLV = model(prompts.tokens_BL)
+    rows = torch.arange(len(prompts))
+    return logits_BLV[rows, prompts.positions["END"]]
+
+
+def ioi_scores(logits_BV: Tensor, prompts: PromptSet) -> dict[str, float]:
+    """Accuracy (argmax over the whole vocabulary = IO), mean LD and fraction LD > 0."""
+    rows = torch.arange(len(prompts))
+    ld_B = logits_BV[rows, prompts.answer_B] - logits_BV[rows, prompts.wrong_B]
+    return {
+        "accuracy": float((logits_BV.argmax(-1) == prompts.answer_B).float().mean()),
+        "mean_ld": float(ld_B.mean()),
+        "frac_ld_positive": float((ld_B > 0).float().mean()),
+    }
+
+
+def resid_hook_names(n_layers: int) -> list[str]:
+    """``blocks.{l}.hook_resid_pre`` for every layer, then the last block's ``hook_resid_post``."""
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
+    return names + [f"blocks.{n_layers - 1}.hook_resid_post"]
+
+
+def mean_ablation_curve(model, prompts: PromptSet) -> dict[str, float]:
+    """Mean LD with the residual stream at END replaced by its mean over ``prompts``, per
+    hook of ``resid_hook_names``."""
+    rows = torch.arange(len(prompts))
+    end_B = prompts.positions["END"]
+    names = resid_hook_names(model.cfg.n_layers)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(prompts.tokens_BL, names_filter=lambda n: n in names)
+    curve = {}
+    for name in names:
+        mean_D = cache[name][rows, end_B].mean(0)
+
+        def ablate(resid_BLD: Tensor, hook, mean_D: Tensor = mean_D) -> Tensor:
+            resid_BLD = resid_BLD.clone()
+            resid_BLD[rows, end_B] = mean_D
+            return resid_BLD
+
+        curve[name] = ioi_scores(end_logits(model, prompts, [(name, ablate)]), prompts)["mean_ld"]
+    return curve
+
+
+def measure(model, n: int = 1000, seed: int = 1) -> dict[str, object]:
+    """The acceptance numbers: scores on the IOI plugin's ``test`` and ``train`` splits, on
+    the held-out template (``test`` split), and the mean-ablation curve on ``test``."""
+    from saebench_tasks.ioi import IOITask
+
+    tokenizer = model.tokenizer
+    task = IOITask(tokenizer=tokenizer, prepend_bos=True)
+    held_out = IOITask(tokenizer=tokenizer, prepend_bos=True, templates=(HELD_OUT_TEMPLATE,))
+    test = task.prompts("test", n, seed)
+    out: dict[str, object] = {"n_prompts": n, "prompt_seed": seed}
+    out["test"] = ioi_scores(end_logits(model, test), test)
+    train = task.prompts("train", n, seed)
+    out["train"] = ioi_scores(end_logits(model, train), train)
+    unseen = held_out.prompts("test", n, seed)
+    out["held_out_template"] = ioi_scores(end_logits(model, unseen), unseen)
+    out["held_out_template_text"] = HELD_OUT_TEMPLATE
+    out["mean_ablation_end_test"] = mean_ablation_curve(model, test)
+    return out

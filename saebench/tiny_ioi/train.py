@@ -1,0 +1,210 @@
+"""Train tiny-ioi: a small ``HookedTransformer`` language model on IOI-style and general text.
+
+The model is a GPT-2-style transformer (attention + MLP blocks, LayerNorm, learned positions)
+trained by next-token cross-entropy on ``training_mixture`` texts, each one sequence
+``<|bos|> text <|eos|>`` right-padded (padding is not in the loss):
+
+    loss = mean over non-pad targets t of −log softmax(logits_{t−1})[token_t]
+
+AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of the peak. Every
+random choice (weights, texts) comes from ``seed``, so retraining with the same seed and the
+same thread count gives the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from saebench.model import build_model
+from saebench.tiny_ioi.corpus import training_mixture, vocabulary_texts
+from saebench.tiny_ioi.tokenizer import TOKENIZER_KWARGS, build_tokenizer, hf_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How tiny-ioi is trained (defaults: the shipped model)."""
+
+    seed: int = 0
+    """Seeds the weights and the training texts."""
+    steps: int = 4000
+    """Optimiser steps."""
+    batch_size: int = 64
+    """Texts per step."""
+    lr: float = 2e-3
+    """Peak learning rate."""
+    warmup_steps: int = 200
+    """Linear warm-up from 0 to ``lr``."""
+    final_lr_fraction: float = 0.05
+    """The cosine decay ends at ``lr * final_lr_fraction``."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay (on weight matrices only)."""
+    ioi_fraction: float = 0.5
+    """Fraction of training texts that are IOI-style (the rest are general)."""
+    n_layers: int = 4
+    """Transformer blocks."""
+    d_model: int = 128
+    """Residual stream width."""
+    n_heads: int = 4
+    """Attention heads per block (``d_head = d_model / n_heads``)."""
+    n_ctx: int = 64
+    """Maximum sequence length."""
+
+
+def model_config(train_cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
+    """``HookedTransformerConfig`` fields of the model ``train_cfg`` describes.
+
+    ``init_weights`` is off: weights are drawn by ``init_weights`` (seeded) or loaded.
+    """
+    return {
+        "n_layers": train_cfg.n_layers,
+        "d_model": train_cfg.d_model,
+        "d_head": train_cfg.d_model // train_cfg.n_heads,
+        "n_heads": train_cfg.n_heads,
+        "d_mlp": 4 * train_cfg.d_model,
+        "d_vocab": vocab_size,
+        "n_ctx": train_cfg.n_ctx,
+        "act_fn": "gelu",
+        "normalization_type": "LN",
+        "positional_embedding_type": "standard",
+        "default_prepend_bos": True,
+        "tokenizer_prepends_bos": True,
+        "init_weights": False,
+        "model_name": "tiny-ioi",
+    }
+
+
+def init_weights(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """GPT-2 initialisation from ``generator``: weight matrices ``W_*`` ~ N(0, σ²) with
+    σ = ``cfg.initializer_range`` (0.8/√d_model), biases 0, LayerNorm scales 1."""
+    std = model.cfg.initializer_range
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.startswith("W_"):
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+            elif leaf == "w":
+                param.fill_(1.0)
+            else:
+                param.zero_()
+
+
+def encode_texts(tokenizer, texts: list[str], n_ctx: int) -> Tensor:
+    """``<|bos|> text <|eos|>`` token ids, right-padded with ``<|pad|>``: [N, L]."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    rows = [[tokenizer.bos_token_id, *e.ids, tokenizer.eos_token_id] for e in encodings]
+    length = max(len(r) for r in rows)
+    if length > n_ctx:
+        raise ValueError(f"a training text has {length} tokens, more than n_ctx = {n_ctx}")
+    tokens_NL = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens_NL[i, : len(row)] = torch.tensor(row)
+    return tokens_NL
+
+
+def lm_loss(logits_BLV: Tensor, tokens_BL: Tensor, pad_id: int) -> Tensor:
+    """Mean next-token cross-entropy over the non-pad targets."""
+    targets_BL = tokens_BL[:, 1:]
+    logits = logits_BLV[:, :-1].reshape(-1, logits_BLV.shape[-1])
+    losses = torch.nn.functional.cross_entropy(logits, targets_BL.reshape(-1), reduction="none")
+    mask = (targets_BL != pad_id).reshape(-1).float()
+    return (losses * mask).sum() / mask.sum()
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine from ``lr`` to ``lr * final_lr_fraction``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    floor = cfg.final_lr_fraction
+    return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train_tiny_ioi(
+    cfg: TrainConfig,
+    show_progress: bool = True,
+    on_step: Callable[[int, Any, float], None] | None = None,
+):
+    """Train tiny-ioi; returns (model, tokenizer, model config dict, losses per step).
+
+    ``on_step(step, model, loss)`` is called after every optimiser step (for monitoring).
+    """
+    tokenizer = hf_tokenizer(build_tokenizer(vocabulary_texts()))
+    model_cfg = model_config(cfg, len(tokenizer))
+    model = build_model(model_cfg, tokenizer=tokenizer)
+    init_weights(model, torch.Generator().manual_seed(cfg.seed))
+    model.train()
+
+    decay = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1].startswith("W_")]
+    other = [p for n, p in model.named_parameters() if not n.rsplit(".", 1)[-1].startswith("W_")]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    texts = training_mixture(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction)
+    losses = np.zeros(cfg.steps)
+    for step in tqdm(range(cfg.steps), disable=not show_progress, desc="tiny-ioi"):
+        batch = texts[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        tokens_BL = encode_texts(tokenizer, batch, cfg.n_ctx)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        loss = lm_loss(model(tokens_BL), tokens_BL, tokenizer.pad_token_id)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses[step] = loss.item()
+        if on_step is not None:
+            on_step(step, model, losses[step])
+    model.eval()
+    return model, tokenizer, model_cfg, losses
+
+
+def save_tiny_ioi(model, tokenizer, model_cfg: dict[str, Any], out_dir: Path) -> None:
+    """Write ``config.json``, ``model.safetensors`` and ``tokenizer.json`` to ``out_dir``, in
+    the layout ``saebench.model._load_embedded`` reads."""
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = dict(model_cfg, special_tokens=dict(TOKENIZER_KWARGS))
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / "model.safetensors"))
+    tokenizer.backend_tokenizer.save(str(out_dir / "tokenizer.json"))
+
+
+def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) -> dict[str, Any]:
+    """Train, save to ``out_dir``, measure (``saebench.tiny_ioi.evaluate.measure``) and write
+    ``training.json`` (config, wall time, final loss, metrics). Returns that record."""
+    from saebench.tiny_ioi.evaluate import measure
+
+    start = time.perf_counter()
+    model, tokenizer, model_cfg, losses = train_tiny_ioi(cfg, show_progress)
+    seconds = time.perf_counter() - start
+    save_tiny_ioi(model, tokenizer, model_cfg, out_dir)
+    record = {
+        "command": f"saebench model train tiny-ioi --out DIR --seed {cfg.seed} --steps {cfg.steps}",
+        "train_config": asdict(cfg),
+        "train_seconds": round(seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "final_loss": float(losses[-100:].mean()),
+        "metrics": measure(model),
+    }
+    (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    logger.info("tiny-ioi trained in %.0f s; metrics %s", seconds, record["metrics"])
+    return record
