@@ -10,7 +10,9 @@
    dictionary and (``sup_`` prefix) the mean dictionary, (``sup_lstsq_``) the lstsq one;
 4. control, per attribute: ground truth from patching the counterfactual activation,
    ``noint_accuracy``, the supervised edit, and for each k the interpretation-agnostic
-   (``edit_*``) and -aware (``aware_edit_*``) SAE edits with their magnitudes;
+   (``edit_*``) and -aware (``aware_edit_*``) SAE edits with their magnitudes; the aware
+   edit ranks latents by F1 over the clean and counterfactual prompts together, so that
+   every counterfactual value occurs;
 5. interpretability, per attribute: F1 coverage and the other summaries of
    :func:`saebench.interpretability.attribute_summary`.
 """
@@ -219,7 +221,13 @@ def evaluate(
         greedy = control.greedy_edit(
             acts_cf_ND - acts_ND, codes_cf_NF - codes_NF, W_dec_FD, list(settings.ks)
         )
-        f1_FV = interpretability.predicate_f1(is_active_NF, old_N, n_values)[2]
+        # F1 for ranking latents: clean and counterfactual prompts together, so every
+        # counterfactual value v' occurs in the predicate's prompts
+        f1_FV = interpretability.predicate_f1(
+            torch.cat([is_active_NF, active(dictionary, acts_cf_ND, cf_labels)]),
+            torch.cat([old_N, new_N]),
+            n_values,
+        )[2]
         for k in settings.ks:
             shift_ND, chosen_NF = greedy[k]
             new_codes_NF = torch.where(chosen_NF, codes_cf_NF, codes_NF)

@@ -167,10 +167,24 @@ def model_layer_of(hook_name: str) -> int:
     raise ValueError(f"hook {hook_name!r} is not inside a transformer block")
 
 
-def run_with_cache_at(model, tokens_BL: Tensor, hook_names: list[str]) -> tuple[Tensor, dict]:
-    """One clean forward pass: logits [B, L, V] and the activations at ``hook_names``."""
-    logits_BLV, cache = model.run_with_cache(tokens_BL, names_filter=lambda n: n in hook_names)
-    return logits_BLV, {name: cache[name] for name in hook_names}
+def run_with_cache_at(
+    model, tokens_BL: Tensor, hook_names: list[str], end_B: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """One clean forward pass: next-token logits at ``END`` [B, V] and the activations at
+    ``hook_names``. Only the ``END`` residual is unembedded."""
+    length = int(end_B.max()) + 1
+    resid_BLD, cache = model.run_with_cache(
+        tokens_BL[:, :length],
+        names_filter=lambda n: n in hook_names,
+        stop_at_layer=model.cfg.n_layers,
+    )
+    return _logits_at(model, resid_BLD, end_B), {name: cache[name] for name in hook_names}
+
+
+def _logits_at(model, resid_BLD: Tensor, end_B: Tensor) -> Tensor:
+    """``unembed(ln_final(resid))`` at one position per prompt [B, V]."""
+    rows = torch.arange(resid_BLD.shape[0], device=resid_BLD.device)
+    return model.unembed(model.ln_final(resid_BLD[rows, end_B][:, None, :]))[:, 0, :]
 
 
 def resume_logits_at(
@@ -194,8 +208,7 @@ def resume_logits_at(
             start_at_layer=start_layer,
             stop_at_layer=model.cfg.n_layers,
         )
-    resid_end_BD = resid_BLD[torch.arange(resid_BLD.shape[0], device=resid_BLD.device), end_B]
-    return model.unembed(model.ln_final(resid_end_BD[:, None, :]))[:, 0, :]
+    return _logits_at(model, resid_BLD, end_B)
 
 
 def tokenizer_of(model):

@@ -66,12 +66,13 @@ class NodeRunner:
             leave=False,
         ):
             batch = self.prompts.select(sl)
-            logits_BLV, cache = model_access.run_with_cache_at(self.model, batch.tokens_BL, hooks)
+            end_logits_BV, cache = model_access.run_with_cache_at(
+                self.model, batch.tokens_BL, hooks, batch.positions["END"]
+            )
             acts.append(
                 self.node.read(cache[self.node.hook_name], batch.positions[self.node.position])
             )
             resid.append(cache[self._resid_hook])
-            end_logits_BV = logits_BLV[torch.arange(len(batch)), batch.positions["END"]]
             metric.append(self.task.metric(end_logits_BV, batch))
             argmax.append(end_logits_BV.argmax(-1))
         self.clean = Outcome(torch.cat(metric), torch.cat(argmax))

@@ -1,0 +1,106 @@
+"""Editing: greedy interpretation-agnostic edits, interpretation-aware edits, magnitudes."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from saebench.control import (
+    aware_edit,
+    edit_magnitude,
+    edit_weights,
+    greedy_edit,
+    normalised_edit_score,
+)
+
+
+def brute_force_greedy(diff_D, delta_F, W_dec_FD, k):
+    """SPEC §5 literally: k steps, each the unused c_j bringing the sum closest to diff."""
+    used, total = set(), torch.zeros_like(diff_D)
+    for _ in range(k):
+        best = min(
+            (j for j in range(len(delta_F)) if j not in used),
+            key=lambda j: (
+                (total + delta_F[j] * W_dec_FD[j] - diff_D).norm().item(),
+                delta_F[j] != 0,
+                j,
+            ),
+        )
+        used.add(best)
+        total = total + delta_F[best] * W_dec_FD[best]
+    return total
+
+
+def test_greedy_edit_reaches_the_counterfactual_exactly_in_k_steps():
+    g = torch.Generator().manual_seed(0)
+    d, f, k = 16, 16, 4
+    W_dec_FD = torch.linalg.qr(torch.randn(d, d, generator=g))[0].T[:f]  # orthonormal rows
+    codes_NF = torch.rand(8, f, generator=g) * (torch.rand(8, f, generator=g) < 0.5)
+    codes_cf_NF = codes_NF.clone()
+    for n in range(8):  # change exactly k latents per prompt
+        idx = torch.randperm(f, generator=g)[:k]
+        codes_cf_NF[n, idx] = codes_NF[n, idx] + 1 + torch.rand(k, generator=g)
+    a_ND, a_cf_ND = codes_NF @ W_dec_FD, codes_cf_NF @ W_dec_FD
+    out = greedy_edit(a_cf_ND - a_ND, codes_cf_NF - codes_NF, W_dec_FD, [k - 1, k])
+    shift_ND, chosen_NF = out[k]
+    assert torch.allclose(a_ND + shift_ND, a_cf_ND, atol=1e-5)
+    assert torch.equal(chosen_NF, codes_cf_NF != codes_NF)
+    partial_ND, _ = out[k - 1]
+    assert (a_ND + partial_ND - a_cf_ND).norm(dim=1).min() > 0.99  # k−1 steps leave one change ≥ 1
+
+
+def test_greedy_edit_matches_the_literal_definition_on_random_problems():
+    g = torch.Generator().manual_seed(1)
+    for trial in range(20):
+        n, f, d = 3, 7, 5
+        W_dec_FD = torch.randn(f, d, generator=g, dtype=torch.float64)
+        delta_NF = torch.randn(n, f, generator=g, dtype=torch.float64)
+        delta_NF[torch.rand(n, f, generator=g) < 0.4] = 0
+        diff_ND = torch.randn(n, d, generator=g, dtype=torch.float64)
+        ks = [1, 2, 3, 5]
+        out = greedy_edit(diff_ND, delta_NF, W_dec_FD, ks)
+        for k, p in itertools.product(ks, range(n)):
+            expected = brute_force_greedy(diff_ND[p], delta_NF[p], W_dec_FD, k)
+            got = out[k][0][p]
+            err_expected = (expected - diff_ND[p]).norm()
+            assert (got - diff_ND[p]).norm() == pytest.approx(err_expected, abs=1e-9), (trial, k)
+
+
+def test_greedy_never_moves_away_when_no_latent_helps():
+    W_dec_FD = torch.cat([torch.eye(3), torch.ones(2, 3)])
+    diff = torch.tensor([[1.0, 0.0, 0.0]])
+    delta = torch.tensor([[0.0, 5.0, -4.0, 0.0, 0.0]])  # every real change makes things worse
+    shift, chosen = greedy_edit(diff, delta, W_dec_FD, [2])[2]
+    assert torch.equal(shift, torch.zeros(1, 3)) and not chosen.any()
+
+
+def test_aware_edit_swaps_the_best_latents_for_each_value():
+    # latents 0,1 encode value 0; latents 2,3 encode value 1; latent 4 is noise
+    f1_FV = torch.tensor([[0.9, 0.0], [0.6, 0.1], [0.0, 0.95], [0.1, 0.7], [0.0, 0.0]])
+    codes_NF = torch.tensor([[2.0, 1.0, 0.0, 0.0, 3.0]])
+    codes_cf_NF = torch.tensor([[0.0, 0.0, 4.0, 1.5, 3.0]])
+    v, v_cf = torch.tensor([0]), torch.tensor([1])
+    k1 = aware_edit(codes_NF, codes_cf_NF, f1_FV, v, v_cf, 1)
+    assert k1.tolist() == [[0.0, 1.0, 4.0, 0.0, 3.0]]
+    k2 = aware_edit(codes_NF, codes_cf_NF, f1_FV, v, v_cf, 2)
+    assert k2.tolist() == [[0.0, 0.0, 4.0, 1.5, 3.0]]
+    # an inactive latent is never "removed", even with the best F1 for the clean value
+    inactive = torch.tensor([[0.0, 1.0, 0.0, 0.0, 3.0]])
+    assert aware_edit(inactive, codes_cf_NF, f1_FV, v, v_cf, 1)[0, :2].tolist() == [0.0, 0.0]
+
+
+def test_edit_weights_sum_to_one_and_magnitude_counts_removed_latents():
+    W_dec_FD = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    codes_NF = torch.tensor([[3.0, 4.0, 0.0]])
+    w_NF = edit_weights(codes_NF, W_dec_FD)
+    # â − b_dec = (3, 4); weight = (f_i d_i)·(3, 4) / 25 -> 9/25, 16/25, 0
+    assert torch.allclose(w_NF, torch.tensor([[9 / 25, 16 / 25, 0.0]]))
+    new_NF = torch.tensor([[0.0, 4.0, 2.0]])  # removes latent 0, adds latent 2
+    assert edit_magnitude(w_NF, codes_NF, new_NF) == pytest.approx(9 / 25)
+
+
+def test_normalised_edit_score():
+    assert normalised_edit_score(0.7, 0.5, 0.9) == pytest.approx(0.5)
+    assert normalised_edit_score(0.9, 0.5, 0.9) == pytest.approx(1.0)
