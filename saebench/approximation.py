@@ -11,6 +11,7 @@ All are computed on the task distribution at the node (evaluation prompts):
   mean over prompts, LD_meanabl with a replaced by ā (the fitting prompts' mean); 1 is best:
   removing â hurts as much as mean ablation.
 
+>>> import torch
 >>> sufficiency(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0]))
 0.5
 >>> necessity(ld_meanabl_N=torch.tensor([0.0]), ld_removed_N=torch.tensor([1.0]),
@@ -20,7 +21,6 @@ All are computed on the task distribution at the node (evaluation prompts):
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

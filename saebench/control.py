@@ -34,8 +34,8 @@ def greedy_edit(
     Only latents with δ_j ≠ 0 can move the sum; the others form a pool of "no change" choices
     (each usable once). Ties go to "no change".
 
-    >>> W = torch.eye(3)
-    >>> out = greedy_edit(torch.tensor([[1.0, -2.0, 0.0]]), torch.tensor([[1.0, -2.0, 5.0]]), W, [1, 2])
+    >>> diff, delta = torch.tensor([[1.0, -2.0, 0.0]]), torch.tensor([[1.0, -2.0, 5.0]])
+    >>> out = greedy_edit(diff, delta, torch.eye(3), [1, 2])
     >>> out[1][0].tolist(), out[2][0].tolist()
     ([[0.0, -2.0, 0.0]], [[1.0, -2.0, 0.0]])
     """
