@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor
@@ -144,13 +147,41 @@ def load_model(name: str, processing: dict[str, Any] | None = None, device: str 
         return random_gpt2(device=device)
     kwargs = dict(PAPER_PROCESSING if processing is None else processing)
     try:
-        return _hooked_transformer_class().from_pretrained(name, device=device, **kwargs)
+        with _offline_unless_hub_reachable():
+            return _hooked_transformer_class().from_pretrained(name, device=device, **kwargs)
     except Exception as err:  # noqa: BLE001 - any failure here means "cannot load"
         raise ModelUnavailableError(
             f"cannot load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0][:160]}). "
             f"Its weights must be downloadable or already in the Hugging Face cache; offline, "
             f"use --model tiny-ioi (shipped with saebench) or run once with network access."
         ) from err
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub's endpoint accepts a TCP connection."""
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _offline_unless_hub_reachable():
+    """Use only the local cache when the hub cannot be reached (no minute of retries)."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    if not saved and not _hub_reachable():
+        logger.info("the Hugging Face hub is unreachable: using the local cache only")
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
 
 
 def model_layer_of(hook_name: str) -> int:

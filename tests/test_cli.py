@@ -1,0 +1,142 @@
+"""The whole pipeline offline: a SAELens-format SAE on disk, `saebench run`, JSON + CSV."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from saebench.cli import main
+from saebench.sae import SAE, SAEMeta
+from saebench.sae_io import save_saelens
+
+REQUIRED = (
+    [
+        "clean_logit_diff",
+        "clean_accuracy",
+        "l0",
+        "fvu",
+        "dead_fraction",
+        "sufficiency",
+        "necessity",
+        "sup_sufficiency",
+        "sup_necessity",
+    ]
+    + [
+        f"{m}_{a}"
+        for a in ("io", "s", "pos")
+        for m in ("sup_edit_accuracy", "noint_accuracy", "f1_coverage")
+    ]
+    + [
+        f"edit_{m}_{a}_k{k}"
+        for a in ("io", "s", "pos")
+        for m in ("accuracy", "magnitude")
+        for k in (1, 2)
+    ]
+)
+
+
+def write_sae(path, model_name="random-gpt2", d=64, f=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W_dec_FD = torch.nn.functional.normalize(torch.randn(f, d, generator=g), dim=1)
+    sae = SAE(
+        "standard",
+        W_dec_FD.T.clone(),
+        W_dec_FD,
+        torch.full((f,), -0.2),
+        torch.zeros(d),
+        meta=SAEMeta(model_name=model_name, hook_name="blocks.1.hook_resid_pre"),
+    )
+    return save_saelens(sae, path)
+
+
+def run_cli(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sae_dir(tmp_path_factory):
+    return write_sae(tmp_path_factory.mktemp("sae") / "my-sae")
+
+
+def test_run_writes_json_and_one_leaderboard_row_per_sae_and_node(sae_dir, tmp_path):
+    csv, js = tmp_path / "lb.csv", tmp_path / "run.json"
+    args = [
+        "run",
+        "--sae",
+        str(sae_dir),
+        "--n-prompts",
+        "40",
+        "--n-fit-prompts",
+        "300",
+        "--k",
+        "1,2",
+        "--leaderboard",
+        str(csv),
+        "--json-out",
+        str(js),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+    ]
+    result = run_cli(args)
+    assert result.exit_code == 0, result.output
+    assert "sufficiency" in result.output and "my-sae on random-gpt2" in result.output
+    record = json.loads(js.read_text())
+    for name in REQUIRED:
+        assert isinstance(record["metrics"][name], float), name
+    assert record["identity"]["hook"] == "blocks.1.hook_resid_pre"
+    assert record["provenance"]["versions"]["torch"] == torch.__version__
+    assert (tmp_path / "cache" / "supervised").is_dir()
+    # same SAE, same node: the row is replaced (and the cached dictionaries give equal numbers)
+    assert run_cli(args).exit_code == 0
+    frame = pd.read_csv(csv)
+    assert len(frame) == 1
+    assert frame.loc[0, "sufficiency"] == pytest.approx(record["metrics"]["sufficiency"])
+    # another position is another node: a second row
+    assert run_cli(args + ["--position", "S2"]).exit_code == 0
+    assert sorted(pd.read_csv(csv)["position"]) == ["END", "S2"]
+
+
+def test_missing_sae_is_one_error_line_and_exit_2(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--sae", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "nope" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unavailable_model_is_one_error_line_and_exit_2(tmp_path):
+    sae = write_sae(tmp_path / "gpt2-sae", model_name="gpt2-small", d=768)
+    result = CliRunner().invoke(main, ["run", "--sae", str(sae), "--quiet"])
+    assert result.exit_code == 2
+    assert "gpt2-small" in result.output and "--model tiny-ioi" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_width_mismatch_names_the_node(tmp_path):
+    sae = write_sae(tmp_path / "narrow", d=32)
+    result = CliRunner().invoke(main, ["run", "--sae", str(sae), "--quiet", "--no-leaderboard"])
+    assert result.exit_code == 2 and "width 64" in result.output
+
+
+def test_tasks_lists_ioi_and_help_documents_every_flag():
+    assert "ioi" in run_cli(["tasks"]).output
+    help_text = run_cli(["run", "--help"]).output
+    for flag in (
+        "--sae",
+        "--task",
+        "--model",
+        "--hook",
+        "--head",
+        "--position",
+        "--n-prompts",
+        "--k",
+        "--device",
+        "--batch-size",
+        "--leaderboard",
+        "--json-out",
+    ):
+        assert flag in help_text
