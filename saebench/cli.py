@@ -173,6 +173,113 @@ def run(**options) -> None:
 
 
 @main.command()
+@click.option(
+    "--model",
+    "model_name",
+    default="tiny-ioi",
+    show_default=True,
+    help="Model whose activations the SAE is trained on.",
+)
+@click.option("--hook", required=True, help="Hook name, e.g. blocks.2.hook_resid_pre.")
+@click.option(
+    "--head",
+    type=int,
+    default=None,
+    help="Head index for per-head hooks; none means all heads concatenated.",
+)
+@click.option(
+    "--position",
+    default="END",
+    show_default=True,
+    help="Position label read on task prompts (ignored with --all-positions).",
+)
+@click.option(
+    "--architecture",
+    "kind",
+    required=True,
+    type=click.Choice(
+        ["relu", "standard", "gated", "topk", "batchtopk", "frozen_decoder", "pca", "random"]
+    ),
+    help="SAE architecture (relu = standard ReLU + L1), or a reference baseline: "
+    "frozen_decoder (decoder kept at its random init), pca, random.",
+)
+@click.option(
+    "--l1",
+    type=float,
+    default=None,
+    help="L1 coefficient λ (relu, gated, frozen_decoder); inputs are scaled to mean "
+    "norm √d. Default 1.0.",
+)
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Active latents per input (topk, batchtopk).",
+)
+@click.option(
+    "--d-sae",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Number of latents (pca: 2 × components).",
+)
+@click.option(
+    "--data",
+    type=click.Choice(["task", "general"]),
+    default="task",
+    show_default=True,
+    help="task: the task's train split (vocabulary disjoint from the evaluation "
+    "split); general: non-task text (tiny-ioi's own families, else OpenWebText).",
+)
+@click.option(
+    "--n-prompts",
+    type=click.IntRange(min=1),
+    default=20000,
+    show_default=True,
+    help="Prompts (task) or texts (general) to read activations from.",
+)
+@click.option(
+    "--all-positions",
+    is_flag=True,
+    help="Task data: read every token position, not only --position.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Optimiser steps (default: the trainer's).",
+)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--task", default="ioi", show_default=True, help="Task plugin for --data task.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the SAELens-format SAE to.",
+)
+def train(model_name: str, kind: str, out: Path, device: str, **options) -> None:
+    """Train an SAE (or build a reference baseline) at a node and save it for `saebench run`."""
+    from saebench.model import ModelUnavailableError, load_model
+    from saebench_baselines.build import BuildSpec, build
+
+    spec = BuildSpec(kind="standard" if kind == "relu" else kind, **options)
+    if spec.kind in ("topk", "batchtopk") and spec.k is None:
+        raise click.BadParameter("--k is required for topk and batchtopk", param_hint="--k")
+    try:
+        model = load_model(model_name, None, device=device)
+        path, report = build(model, model_name, spec, out)
+    except (ModelUnavailableError, ValueError, KeyError, RuntimeError) as err:
+        click.echo(f"error: {err.args[0] if err.args else err}", err=True)
+        sys.exit(2)
+    summary = {k: report[k] for k in ("l0", "fvu", "dead_fraction") if k in report}
+    click.echo(f"saved {path} ({report['n_train']} training vectors) {summary}")
+
+
+@main.command()
 def tasks() -> None:
     """List the installed task plugins."""
     from saebench.task import available_tasks
