@@ -1,0 +1,32 @@
+# Set-up and the two commands the README promises. torch is pinned first: the CPU wheel of
+# 2.13.0 is what this machine (and CI) install offline; an unpinned torch pulls a CUDA build.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test test-all lint leaderboard bench
+
+install:
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[test]"
+
+# The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
+demo: install
+	saebench run --sae baselines/saes/tiny-ioi/resid2-END/topk-k4-task --model tiny-ioi --n-prompts 500 --no-leaderboard --json-out runs/demo.json
+
+lint:
+	ruff check .
+
+# The default test run (< 15 minutes on 2 cores); slow tests: make test-all.
+test: install lint
+	$(PYTHON) -m pytest -q
+
+test-all: install
+	$(PYTHON) -m pytest -q -m ""
+
+# Rebuild leaderboard/tiny-ioi.csv, its plots and README from scratch (about 30 minutes on CPU).
+leaderboard: install
+	$(PYTHON) -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv
+
+bench: install
+	$(PYTHON) benchmarks/bench_scoring.py
