@@ -1,0 +1,222 @@
+"""Train and evaluate the baseline grid at two nodes and fill a leaderboard CSV.
+
+Grid per node: each architecture (standard and gated at three L1 coefficients, topk and
+batchtopk at three k) × both data sources (task, general), plus the reference baselines
+(frozen decoder, random, PCA, supervised mean and least-squares). Activations are read once
+per node and data source and shared by every SAE trained on them; nodes run in parallel
+processes (one thread each).
+
+    python -m saebench_baselines.sweep --out baselines/saes/tiny-ioi \\
+        --leaderboard leaderboard/tiny-ioi.csv
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+import torch
+
+logger = logging.getLogger(__name__)
+
+SPARSITY_GRID: dict[str, tuple[tuple[str, float], ...]] = {
+    "standard": (("l1", 1.0), ("l1", 2.5), ("l1", 5.0)),
+    "gated": (("l1", 1.0), ("l1", 2.5), ("l1", 5.0)),
+    "topk": (("k", 3), ("k", 6), ("k", 12)),
+    "batchtopk": (("k", 3), ("k", 6), ("k", 12)),
+}
+DATA_SOURCES = ("task", "general")
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    model: str
+    hook: str
+    head: int | None
+    position: str
+    out: Path
+    leaderboard: Path
+    cache_dir: Path
+    d_sae: int
+    steps: int
+    n_task_prompts: int
+    n_general_texts: int
+    n_eval_prompts: int
+    seed: int
+
+
+def default_nodes(model) -> list[tuple[str, int | None]]:
+    """The residual stream entering the middle block, and the last block's attention output."""
+    n = model.cfg.n_layers
+    return [(f"blocks.{n // 2}.hook_resid_pre", None), (f"blocks.{n - 1}.hook_attn_out", None)]
+
+
+def node_tag(hook: str, head: int | None, position: str) -> str:
+    parts = hook.split(".")
+    short = f"L{parts[1]}-{parts[-1].removeprefix('hook_')}"
+    return f"{short}{'' if head is None else f'-h{head}'}-{position}"
+
+
+def _sae_name(kind: str, param: tuple[str, float] | None, data: str) -> str:
+    if param is None:
+        return f"{kind}-{data}" if data else kind
+    key, value = param
+    return f"{kind}-{key}{value:g}-{data}"
+
+
+def run_node(job: NodeJob) -> list[str]:
+    """Build every dictionary of the grid at one node, then evaluate each into the CSV."""
+    torch.set_num_threads(1)
+    from saebench.model import load_model
+    from saebench.run import RunConfig, run
+    from saebench_baselines.build import BuildSpec, build, training_activations
+
+    model = load_model(job.model)
+    base = BuildSpec(
+        kind="standard",
+        hook=job.hook,
+        head=job.head,
+        position=job.position,
+        d_sae=job.d_sae,
+        steps=job.steps,
+        seed=job.seed,
+    )
+    acts = {
+        "task": training_activations(
+            model, job.model, replace(base, n_prompts=job.n_task_prompts), progress=False
+        ),
+        "general": training_activations(
+            model,
+            job.model,
+            replace(base, data="general", n_prompts=job.n_general_texts),
+            progress=False,
+        ),
+    }
+    root = job.out / node_tag(job.hook, job.head, job.position)
+    specs: list[tuple[str, BuildSpec]] = []
+    for kind, grid in SPARSITY_GRID.items():
+        for param in grid:
+            for data in DATA_SOURCES:
+                spec = replace(base, kind=kind, data=data, **{param[0]: param[1]})
+                specs.append((_sae_name(kind, param, data), spec))
+    specs += [
+        (
+            _sae_name("frozen_decoder", ("l1", 2.5), "task"),
+            replace(base, kind="frozen_decoder", l1=2.5),
+        ),
+        ("random", replace(base, kind="random")),
+        ("pca-task", replace(base, kind="pca")),
+    ]
+    done = []
+    for name, spec in specs:
+        start = time.time()
+        path, report = build(
+            model, job.model, spec, root / name, acts_ND=acts[spec.data], name=name, progress=False
+        )
+        logger.warning(
+            "%s: built %s in %.0fs (l0 %.2f)",
+            node_tag(job.hook, job.head, job.position),
+            name,
+            time.time() - start,
+            report.get("l0", float("nan")),
+        )
+        done.append(str(path))
+    runs = [(p, None) for p in done] + [
+        ("supervised:mean", "supervised_mean"),
+        ("supervised:lstsq", "supervised_lstsq"),
+    ]
+    for sae, name in runs:
+        start = time.time()
+        config = RunConfig(
+            sae=sae,
+            model=job.model,
+            hook=job.hook,
+            head=job.head,
+            position=job.position,
+            n_prompts=job.n_eval_prompts,
+            seed=job.seed,
+            leaderboard=str(job.leaderboard),
+            json_out=None,
+            cache_dir=job.cache_dir,
+            progress=False,
+            name=name,
+        )
+        run(config)
+        logger.warning(
+            "%s: evaluated %s in %.0fs",
+            node_tag(job.hook, job.head, job.position),
+            name or Path(sae).name,
+            time.time() - start,
+        )
+    return done
+
+
+@click.command()
+@click.option("--model", default="tiny-ioi", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the trained SAEs (one subdirectory per node).",
+)
+@click.option("--leaderboard", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".saebench-cache"),
+    show_default=True,
+)
+@click.option("--d-sae", default=512, show_default=True)
+@click.option("--steps", default=3000, show_default=True)
+@click.option("--n-task-prompts", default=20000, show_default=True)
+@click.option("--n-general-texts", default=4000, show_default=True)
+@click.option("--n-eval-prompts", default=1000, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--processes", default=2, show_default=True, help="Nodes evaluated in parallel.")
+def main(
+    model,
+    out,
+    leaderboard,
+    cache_dir,
+    d_sae,
+    steps,
+    n_task_prompts,
+    n_general_texts,
+    n_eval_prompts,
+    seed,
+    processes,
+) -> None:
+    """Train and evaluate the baseline grid at the default nodes of MODEL."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    from saebench.model import load_model
+
+    nodes = default_nodes(load_model(model))
+    jobs = [
+        NodeJob(
+            model,
+            hook,
+            head,
+            "END",
+            out,
+            leaderboard,
+            cache_dir,
+            d_sae,
+            steps,
+            n_task_prompts,
+            n_general_texts,
+            n_eval_prompts,
+            seed,
+        )
+        for hook, head in nodes
+    ]
+    with mp.get_context("spawn").Pool(min(processes, len(jobs))) as pool:
+        for paths in pool.imap_unordered(run_node, jobs):
+            click.echo(f"done: {len(paths)} dictionaries")
+
+
+if __name__ == "__main__":
+    main()
