@@ -133,6 +133,17 @@ def embedded_model_names() -> list[str]:
     return sorted(p.name for p in EMBEDDED_MODELS_DIR.iterdir() if (p / "config.json").exists())
 
 
+def effective_processing(name: str, processing: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``from_pretrained`` kwargs ``load_model`` really applies to ``name``.
+
+    Embedded and random models are used as they are (``{}``); for pretrained models
+    ``processing=None`` means the paper's processing.
+    """
+    if name in embedded_model_names() or name == "random-gpt2":
+        return {}
+    return dict(PAPER_PROCESSING if processing is None else processing)
+
+
 def load_model(name: str, processing: dict[str, Any] | None = None, device: str = "cpu"):
     """Load ``name`` with the weight processing ``processing`` (``from_pretrained`` kwargs).
 
@@ -145,7 +156,7 @@ def load_model(name: str, processing: dict[str, Any] | None = None, device: str 
         return _load_embedded(name, device)
     if name == "random-gpt2":
         return random_gpt2(device=device)
-    kwargs = dict(PAPER_PROCESSING if processing is None else processing)
+    kwargs = effective_processing(name, processing)
     try:
         with _offline_unless_hub_reachable():
             return _hooked_transformer_class().from_pretrained(name, device=device, **kwargs)

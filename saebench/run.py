@@ -6,6 +6,7 @@ detail) and one leaderboard row (see :mod:`saebench.leaderboard.schema`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Any
 
 from saebench import __version__
 from saebench.evaluate import DEFAULT_KS, EvalResult, EvalSettings, evaluate
-from saebench.model import PAPER_PROCESSING, load_model, prepends_bos, tokenizer_of
+from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
 from saebench.sae import SAE
 from saebench.sae_io import load_sae
@@ -122,7 +123,10 @@ def identity_of(
 ) -> dict[str, Any]:
     if isinstance(dictionary, str):
         kind = "supervised_" + SUPERVISED_SPECS[dictionary]
-        sae_hash, d_sae, arch, default_name = kind, None, kind, kind
+        # fitted at run time: named by what determines the fit (at this node and model)
+        fit = f"{kind}:{config.n_fit_prompts}:{config.seed}"
+        sae_hash = hashlib.sha256(fit.encode()).hexdigest()[:16]
+        d_sae, arch, default_name = None, kind, kind
     else:
         sae_hash, d_sae, arch = dictionary.content_hash(), dictionary.d_sae, dictionary.architecture
         default_name = Path(config.sae).name or config.sae
@@ -130,9 +134,7 @@ def identity_of(
     return {
         "model": model_name,
         "model_processing": json.dumps(
-            processing if processing is not None else PAPER_PROCESSING,
-            sort_keys=True,
-            separators=(",", ":"),
+            effective_processing(model_name, processing), sort_keys=True, separators=(",", ":")
         ),
         "task": config.task,
         "hook": node.hook_name,
