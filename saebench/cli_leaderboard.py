@@ -13,7 +13,7 @@ import click
 
 from saebench.leaderboard.store import LeaderboardError, read_leaderboard
 
-DEFAULT_CSV = Path("leaderboard") / "leaderboard.csv"
+DEFAULT_CSV = Path("leaderboard") / "tiny-ioi.csv"
 """Leaderboard read when no CSV argument is given (relative to the working directory)."""
 
 _csv_argument = click.argument(

@@ -31,10 +31,10 @@ _LABELS = {
     "l0": "L0",
     "fvu": "FVU",
     "sufficiency": "suff",
-    "sup_sufficiency": "suff(sup)",
+    "sup_sufficiency": "suff (sup)",
     "necessity": "nec",
-    "sup_necessity": "nec(sup)",
-    "sup_fvu": "FVU(sup)",
+    "sup_necessity": "nec (sup)",
+    "sup_fvu": "FVU (sup)",
     "dead_fraction": "dead",
 }
 
@@ -79,11 +79,11 @@ def compact_columns(frame: pd.DataFrame, with_node: bool = True) -> list[str]:
 
 def column_label(column: str) -> str:
     """A short header for ``column``: ``edit_accuracy_io_k2`` -> ``edit io k2``,
-    ``sup_edit_accuracy_io`` -> ``edit io(sup)``.
+    ``sup_edit_accuracy_io`` -> ``edit io (sup)``.
 
     >>> [column_label(c) for c in ("l0", "sup_sufficiency", "edit_accuracy_io_k2",
     ...                            "sup_edit_accuracy_io", "f1_coverage_pos", "hook")]
-    ['L0', 'suff(sup)', 'edit io k2', 'edit io(sup)', 'cov pos', 'hook']
+    ['L0', 'suff (sup)', 'edit io k2', 'edit io (sup)', 'cov pos', 'hook']
     """
     if column in _LABELS:
         return _LABELS[column]
@@ -95,7 +95,7 @@ def column_label(column: str) -> str:
     if k is not None:
         label += f" k{k}"
     if name.startswith("sup_"):
-        label += "(sup)"
+        label += " (sup)"
     return label
 
 
@@ -200,21 +200,32 @@ def render_plain(frame: pd.DataFrame, columns: Sequence[str]) -> str:
 
 
 def render_rich(frame: pd.DataFrame, columns: Sequence[str], width: int | None = None) -> str:
-    """The table drawn by ``rich`` (box lines, supervised columns dimmed), as text."""
+    """The table drawn by ``rich`` (supervised columns dimmed), as text.
+
+    Cells never wrap or truncate (long headers wrap instead); with ``width`` None the table
+    takes its natural width rather than being cropped to a terminal.
+    """
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_lines=False, header_style="bold")
-    for column in columns:
+    cells = formatted_cells(frame, columns)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for index, column in enumerate(columns):
         numeric = is_metric(column) or column == "head"
-        style = "dim" if column.startswith("sup_") else None
-        table.add_column(column_label(column), justify="right" if numeric else "left", style=style)
-    for row in formatted_cells(frame, columns):
+        widest = max([len(row[index]) for row in cells] or [1])
+        table.add_column(
+            column_label(column),
+            justify="right" if numeric else "left",
+            style="dim" if column.startswith("sup_") else None,
+            min_width=widest,  # cells never wrap or truncate; long headers wrap instead
+        )
+    for row in cells:
         table.add_row(*row)
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 200, force_terminal=False, color_system=None)
+    console = Console(file=buffer, width=width or 100_000, color_system=None)
     console.print(table)
-    return buffer.getvalue()
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def _natural_key(text: str) -> tuple:
