@@ -33,11 +33,11 @@ import logging
 import math
 
 import torch
-from saebench_baselines.architectures import TrainableSAE, build_module, mean_norm_scale
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from saebench.sae import SAE, SAEMeta
+from saebench_baselines.architectures import TrainableSAE, build_module, mean_norm_scale
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from saebench_baselines.reference import pca_sae, random_sae
 
 from saebench.sae_io import load_sae, save_saelens
+from saebench_baselines.reference import pca_sae, random_sae
 
 
 def correlated_acts(n_samples: int = 3000, d_in: int = 12, seed: int = 0) -> torch.Tensor:

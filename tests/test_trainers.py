@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+
+from saebench.sae import SAEMeta
 from saebench_baselines.architectures import (
     ARCHITECTURES,
     BatchTopKSAE,
@@ -12,8 +14,6 @@ from saebench_baselines.architectures import (
     mean_norm_scale,
 )
 from saebench_baselines.trainers import resample_dead_latents, train_sae
-
-from saebench.sae import SAEMeta
 
 PLANTED_SEED = 9876
 """Seed of the planted data. Must differ from every training seed below: a generator with the
