@@ -99,7 +99,7 @@ def main(verbose: bool) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=64,
+    default=256,
     show_default=True,
     help="Prompts per forward pass.",
 )
@@ -300,3 +300,7 @@ def _attach_groups() -> None:
 
 
 _attach_groups()
+
+
+if __name__ == "__main__":
+    main()

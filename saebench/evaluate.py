@@ -53,7 +53,7 @@ class EvalSettings:
     ks: tuple[int, ...] = DEFAULT_KS
     """Numbers of latents an SAE edit may use."""
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int = 256
     tau: float = 0.8
     """F1 threshold for a latent to count as interpretable."""
     cache_dir: Path | None = None

@@ -50,7 +50,7 @@ class RunConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     seed: int = 0
     device: str = "cpu"
-    batch_size: int = 64
+    batch_size: int = 256
     tau: float = 0.8
     leaderboard: str | None = DEFAULT_LEADERBOARD
     """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row."""
