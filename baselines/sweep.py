@@ -41,7 +41,7 @@ class NodeJob:
     out: Path
     leaderboard: Path
     cache_dir: Path
-    d_sae: int
+    expansion: int
     steps: int
     n_task_prompts: int
     n_general_texts: int
@@ -49,10 +49,32 @@ class NodeJob:
     seed: int
 
 
+def most_important_head(model, n_prompts: int = 300, seed: int = 0) -> tuple[int, int]:
+    """The (layer, head) whose ``hook_z`` at END, mean-ablated, lowers the task metric most."""
+    from saebench.node import Node
+    from saebench.runner import NodeRunner
+    from saebench.task import load_task
+
+    task = load_task("ioi", tokenizer=model.tokenizer)
+    prompts = task.prompts("test", n_prompts, seed)
+    scores = {}
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            node = Node(f"blocks.{layer}.attn.hook_z", "END", head)
+            runner = NodeRunner(model, task, node, prompts, progress=False)
+            ablated = runner.patched(runner.acts_ND.mean(0).expand_as(runner.acts_ND))
+            scores[(layer, head)] = ablated.metric_N.mean().item()
+    return min(scores, key=scores.get)
+
+
 def default_nodes(model) -> list[tuple[str, int | None]]:
-    """The residual stream entering the middle block, and the last block's attention output."""
-    n = model.cfg.n_layers
-    return [(f"blocks.{n // 2}.hook_resid_pre", None), (f"blocks.{n - 1}.hook_attn_out", None)]
+    """The residual stream entering the middle block, and the output (``hook_z``) of the
+    attention head whose mean ablation at END hurts the task metric most."""
+    layer, head = most_important_head(model)
+    return [
+        (f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre", None),
+        (f"blocks.{layer}.attn.hook_z", head),
+    ]
 
 
 def node_tag(hook: str, head: int | None, position: str) -> str:
@@ -72,16 +94,18 @@ def run_node(job: NodeJob) -> list[str]:
     """Build every dictionary of the grid at one node, then evaluate each into the CSV."""
     torch.set_num_threads(1)
     from saebench.model import load_model
+    from saebench.node import Node
     from saebench.run import RunConfig, run
     from saebench_baselines.build import BuildSpec, build, training_activations
 
     model = load_model(job.model)
+    width = Node(job.hook, job.position, job.head).width(model)
     base = BuildSpec(
         kind="standard",
         hook=job.hook,
         head=job.head,
         position=job.position,
-        d_sae=job.d_sae,
+        d_sae=job.expansion * width,
         steps=job.steps,
         seed=job.seed,
     )
@@ -170,7 +194,7 @@ def run_node(job: NodeJob) -> list[str]:
     default=Path(".saebench-cache"),
     show_default=True,
 )
-@click.option("--d-sae", default=512, show_default=True)
+@click.option("--expansion", default=8, show_default=True, help="Latents per input dimension.")
 @click.option("--steps", default=3000, show_default=True)
 @click.option("--n-task-prompts", default=20000, show_default=True)
 @click.option("--n-general-texts", default=4000, show_default=True)
@@ -182,7 +206,7 @@ def main(
     out,
     leaderboard,
     cache_dir,
-    d_sae,
+    expansion,
     steps,
     n_task_prompts,
     n_general_texts,
@@ -204,7 +228,7 @@ def main(
             out,
             leaderboard,
             cache_dir,
-            d_sae,
+            expansion,
             steps,
             n_task_prompts,
             n_general_texts,
