@@ -84,3 +84,23 @@ def test_supervised_dictionary_through_the_sae_path_scores_like_the_reference(
 def test_width_mismatch_is_a_clear_error(random_model, ioi_task):
     with pytest.raises(ValueError, match="16-dim vectors but node .* has width 64"):
         evaluate(random_model, ioi_task, NODE, identity_sae(16), SETTINGS)
+
+
+def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_sae_path():
+    """On a model that does IOI, the residual stream at END carries the IO name: swapping
+    u_io,v for u_io,v' flips the prediction to the new name, and the greedy edit over the
+    supervised dictionary's latents finds that same two-latent edit."""
+    from saebench.model import load_model
+    from saebench.task import load_task
+
+    model = load_model("tiny-ioi")
+    task = load_task("ioi", tokenizer=model.tokenizer)
+    node = Node("blocks.1.hook_resid_pre", "END")
+    settings = EvalSettings(n_prompts=200, n_fit_prompts=1000, ks=(1, 2), progress=False)
+    m = evaluate(model, task, node, "supervised:mean", settings).metrics
+    assert m["clean_accuracy"] > 0.9 and m["clean_logit_diff"] > 3
+    assert m["noint_accuracy_io"] < 0.1  # the counterfactual patch changes the answer
+    assert m["sup_edit_accuracy_io"] > 0.9
+    assert m["edit_accuracy_io_k2"] >= m["sup_edit_accuracy_io"] - 0.02
+    assert m["edit_accuracy_io_k1"] < 0.5  # one latent is not enough: u_v off or u_v' on
+    assert m["sufficiency"] > 0.9 and m["necessity"] > 0.9
