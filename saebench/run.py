@@ -153,7 +153,9 @@ def run(config: RunConfig) -> RunRecord:
     """Score one dictionary; write its JSON and leaderboard row when asked."""
     dictionary, model_name, processing, node = resolve(config)
     model = load_model(model_name, processing, device=config.device)
-    task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=prepends_bos(model))
+    # prompts start with BOS as the SAE saw in training (SAELens ``prepend_bos``)
+    bos = prepends_bos(model) if isinstance(dictionary, str) else dictionary.meta.prepend_bos
+    task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
     settings = EvalSettings(
         n_prompts=config.n_prompts,
         n_fit_prompts=config.n_fit_prompts,
