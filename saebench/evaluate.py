@@ -115,9 +115,6 @@ def fit_supervised(
             settings.cache_dir,
             lambda fitter=fitter: fitter(*fit_data(), sizes),
         ).to(runner.device)
-    missing = (~out["mean"].present_F).sum().item()
-    if missing:
-        logger.info("%d attribute values never occur in the fitting prompts", missing)
     return out
 
 
@@ -172,6 +169,18 @@ def evaluate(
         "clean_accuracy": control.agreement(clean.argmax_N, runner.prompts.answer_B),
     }
     details: dict[str, Any] = {"node": str(node), "attributes": {}}
+    unfitted = {
+        a: int((~sup_mean.present_F[sup_mean.feature_index(a, labels[a])]).sum())
+        for a in task.attributes
+    }
+    details["prompts_with_unfitted_values"] = unfitted
+    if any(unfitted.values()):
+        logger.warning(
+            "some evaluation prompts use attribute values absent from the %d fitting prompts "
+            "(their supervised features are zero): %s; raise --n-fit-prompts",
+            settings.n_fit_prompts,
+            unfitted,
+        )
 
     steps = tqdm(
         total=2 + len(task.attributes), desc=f"scoring at {node}", disable=not settings.progress
