@@ -12,7 +12,7 @@ install:
 
 # The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
 demo: install
-	saebench run --sae baselines/saes/tiny-ioi/resid2-END/topk-k4-task --model tiny-ioi --n-prompts 500 --no-leaderboard --json-out runs/demo.json
+	saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-task --no-leaderboard --json-out runs/demo.json
 
 lint:
 	ruff check .
@@ -26,7 +26,10 @@ test-all: install
 
 # Rebuild leaderboard/tiny-ioi.csv, its plots and README from scratch (about 30 minutes on CPU).
 leaderboard: install
+	rm -f leaderboard/tiny-ioi.csv
 	$(PYTHON) -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv
+	saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
+	saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
 
 bench: install
 	$(PYTHON) benchmarks/bench_scoring.py
