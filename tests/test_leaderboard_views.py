@@ -172,9 +172,9 @@ def test_edit_plot_marks_supervised_edit_and_every_k(frame) -> None:
 def test_coverage_plot_shows_occluded_attribute_as_zero_bar(frame) -> None:
     figure = plot_interpretability_coverage(frame)
     axis = figure.axes[0]
-    labels = [tick.get_text() for tick in axis.get_xticklabels()]
+    labels = [tick.get_text() for tick in axis.get_yticklabels()]
     s_bars = [p for p in axis.patches if p.get_label() == "s" or p in axis.containers[1]]
-    heights = dict(zip(labels, [bar.get_height() for bar in axis.containers[1]], strict=True))
+    heights = dict(zip(labels, [bar.get_width() for bar in axis.containers[1]], strict=True))
     assert heights["gated-1"] == 0.0 and heights["topk-0"] > 0.3
     assert len(s_bars) >= len(labels)
     assert "0.00" in [text.get_text() for text in axis.texts]

@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from saebench.leaderboard.schema import SUPERVISED_ARCHITECTURES, attributes_in, ks_in
 from saebench.leaderboard.table import node_groups
@@ -186,6 +187,7 @@ def plot_l0_vs_fidelity(frame: pd.DataFrame) -> Figure:
             l0 = points["l0"][points["l0"] > 0]
             if len(l0) and l0.max() / l0.min() > 20:
                 axis.set_xscale("log")
+                axis.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
             axis.grid(alpha=0.3)
     figure.suptitle(title)
     _figure_legend(figure)
@@ -296,38 +298,52 @@ def _draw_supervised_edit(axis, rows: pd.DataFrame, attribute: str) -> None:
 
 
 def plot_interpretability_coverage(frame: pd.DataFrame) -> Figure:
-    """Grouped bars: ``f1_coverage_{a}`` per attribute for every SAE, one panel per node.
+    """Grouped horizontal bars: ``f1_coverage_{a}`` per attribute for every SAE, one panel per
+    node; a black tick marks ``f1_mean_best_{a}`` where the CSV has it.
 
     Coverage = fraction of an attribute's values with a latent at F1 >= tau (SPEC §6). Every
     bar carries its value, so an occluded attribute reads as a labelled bar at 0.
     """
-    title = "Interpretability coverage per attribute (SPEC §6)"
+    title = "Interpretability coverage per attribute (SPEC §6); tick = mean best F1"
     attributes = [a for a in attributes_in(frame.columns) if f"f1_coverage_{a}" in frame.columns]
     if not attributes:
         return _empty_figure(title, "no rows with f1_coverage_{a} columns")
     groups = node_groups(frame)
-    widest = max(len(rows) for _, rows in groups)
-    figure, axes = _new_figure(len(groups), 1, max(5.0, 0.9 * widest * len(attributes)), 3.4)
-    width = 0.8 / len(attributes)
-    for (axis,), (node, rows) in zip(axes, groups, strict=True):
+    tallest = max(len(rows) for _, rows in groups)
+    figure, axes = _new_figure(1, len(groups), 6.0, max(3.0, 0.16 * tallest * len(attributes)))
+    height = 0.8 / len(attributes)
+    for axis, (node, rows) in zip(axes[0], groups, strict=True):
         rows = rows.sort_values([c for c in ("architecture", "sae_name") if c in rows.columns])
-        x = np.arange(len(rows))
+        y = np.arange(len(rows))[::-1]
         for index, attribute in enumerate(attributes):
             values = rows[f"f1_coverage_{attribute}"].to_numpy(dtype=float)
-            offsets = x - 0.4 + width * (index + 0.5)
-            heights = np.nan_to_num(values)
-            bars = axis.bar(offsets, heights, width, label=attribute, color=f"C{index}")
+            offsets = y + 0.4 - height * (index + 0.5)
+            bars = axis.barh(
+                offsets, np.nan_to_num(values), height, label=attribute, color=f"C{index}"
+            )
             for bar, value in zip(bars, values, strict=True):
                 text = "n/a" if math.isnan(value) else f"{value:.2f}"
                 axis.annotate(
-                    text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7,
+                    text, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    xytext=(2, 0), textcoords="offset points", va="center", fontsize=6,
                 )  # fmt: skip
-        axis.set_xticks(x, [_sae_label(r) for _, r in rows.iterrows()], rotation=20, ha="right")
-        axis.set_ylim(0, 1.12)
-        axis.set_ylabel("coverage (values with F1 ≥ τ)")
+            best = f"f1_mean_best_{attribute}"
+            if best in rows.columns:
+                axis.scatter(
+                    rows[best].to_numpy(dtype=float),
+                    offsets,
+                    marker="|",
+                    s=40,
+                    color="black",
+                    linewidths=1.2,
+                    zorder=3,
+                    label="mean best F1" if index == 0 else "_nolegend_",
+                )
+        axis.set_yticks(y, [_sae_label(r) for _, r in rows.iterrows()], fontsize=7)
+        axis.set_xlim(0, 1.15)
+        axis.set_xlabel("coverage (fraction of values with a latent at F1 ≥ τ)")
         axis.set_title(node, fontsize=9)
-        axis.grid(axis="y", alpha=0.3)
+        axis.grid(axis="x", alpha=0.3)
     figure.suptitle(title)
     _figure_legend(figure)
     return figure

@@ -15,10 +15,10 @@ slots of a kind take different values.
 Names, objects and places are the IOI plugin's word lists (all of them: the model is the
 subject, not the SAE, so it sees both vocabulary halves).
 
->>> general_corpus(2, seed=0) == general_corpus(2, seed=0)
-True
->>> ioi_style_corpus(1, seed=0, templates=(SPEC_TEMPLATES[0],))[0].startswith("Then, ")
-True
+>>> general_corpus(1, seed=0)
+['Afterwards, Sandra and Josh played a game with a snack.']
+>>> ioi_style_corpus(1, seed=0)
+['Then, Fiona and Neil had a long argument. Afterwards, Fiona said to Neil.']
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import re
 from functools import cache
 
 import numpy as np
+
 from saebench_tasks.ioi import TEMPLATES as SPEC_TEMPLATES
 from saebench_tasks.ioi import read_word_list
 
@@ -141,7 +142,7 @@ def general_corpus(n: int, seed: int) -> list[str]:
     ]
 
 
-def training_mixture(n: int, seed: int, ioi_fraction: float = 0.5) -> list[str]:
+def training_mixture(n: int, seed: int, ioi_fraction: float = 0.8) -> list[str]:
     """``n`` training texts: each IOI-style with probability ``ioi_fraction``, else general."""
     rng = np.random.default_rng([seed, 3])
     is_ioi_N = rng.random(n) < ioi_fraction

@@ -40,11 +40,11 @@ class TrainConfig:
 
     seed: int = 0
     """Seeds the weights and the training texts."""
-    steps: int = 4000
+    steps: int = 2000
     """Optimiser steps."""
     batch_size: int = 64
     """Texts per step."""
-    lr: float = 2e-3
+    lr: float = 3e-3
     """Peak learning rate."""
     warmup_steps: int = 200
     """Linear warm-up from 0 to ``lr``."""
@@ -52,11 +52,11 @@ class TrainConfig:
     """The cosine decay ends at ``lr * final_lr_fraction``."""
     weight_decay: float = 0.01
     """AdamW decoupled weight decay (on weight matrices only)."""
-    ioi_fraction: float = 0.5
+    ioi_fraction: float = 0.8
     """Fraction of training texts that are IOI-style (the rest are general)."""
-    n_layers: int = 4
+    n_layers: int = 3
     """Transformer blocks."""
-    d_model: int = 128
+    d_model: int = 64
     """Residual stream width."""
     n_heads: int = 4
     """Attention heads per block (``d_head = d_model / n_heads``)."""
@@ -141,7 +141,18 @@ def train_tiny_ioi(
     """Train tiny-ioi; returns (model, tokenizer, model config dict, losses per step).
 
     ``on_step(step, model, loss)`` is called after every optimiser step (for monitoring).
+    Runs with ``torch.use_deterministic_algorithms(True)`` (restored afterwards): with more
+    than one CPU thread, the embedding's scatter-add backward is otherwise not reproducible.
     """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(cfg, show_progress, on_step)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
     tokenizer = hf_tokenizer(build_tokenizer(vocabulary_texts()))
     model_cfg = model_config(cfg, len(tokenizer))
     model = build_model(model_cfg, tokenizer=tokenizer)
@@ -158,8 +169,8 @@ def train_tiny_ioi(
     texts = training_mixture(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction)
     losses = np.zeros(cfg.steps)
     for step in tqdm(range(cfg.steps), disable=not show_progress, desc="tiny-ioi"):
-        batch = texts[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        tokens_BL = encode_texts(tokenizer, batch, cfg.n_ctx)
+        batch = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+        tokens_BL = encode_texts(tokenizer, texts[batch], cfg.n_ctx)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
         loss = lm_loss(model(tokens_BL), tokens_BL, tokenizer.pad_token_id)
@@ -197,7 +208,10 @@ def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) 
     seconds = time.perf_counter() - start
     save_tiny_ioi(model, tokenizer, model_cfg, out_dir)
     record = {
-        "command": f"saebench model train tiny-ioi --out DIR --seed {cfg.seed} --steps {cfg.steps}",
+        "command": (
+            f"saebench model train tiny-ioi --out DIR --seed {cfg.seed} --steps {cfg.steps} "
+            f"--threads {torch.get_num_threads()}"
+        ),
         "train_config": asdict(cfg),
         "train_seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(),

@@ -1,0 +1,46 @@
+"""The leaderboard shipped for tiny-ioi: complete, and every row's SAE is the one on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from saebench.leaderboard import read_leaderboard
+from saebench.sae_io import load_sae
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV = ROOT / "leaderboard" / "tiny-ioi.csv"
+TRAINED = ("standard", "gated", "topk", "batchtopk")
+REFERENCES = ("frozen_decoder", "random", "pca", "supervised_mean", "supervised_lstsq")
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return read_leaderboard(CSV)
+
+
+def test_every_architecture_data_source_and_baseline_is_there_at_both_nodes(frame):
+    nodes = frame.groupby(["hook", "head", "position"], dropna=False)
+    assert len(nodes) == 2
+    for _, rows in nodes:
+        kinds = set(zip(rows["architecture"], rows["data_source"].fillna(""), strict=True))
+        for arch in TRAINED:
+            assert sum(1 for a, d in kinds if a == arch and d == "task") >= 1, arch
+            assert sum(1 for a, d in kinds if a == arch and d == "general") >= 1, arch
+            assert (rows["architecture"] == arch).sum() >= 6  # 3 sparsities × 2 data sources
+        for ref in REFERENCES:
+            assert ref in set(rows["architecture"]), ref
+        assert rows["clean_accuracy"].min() > 0.9  # the model does the task at every row
+
+
+def test_every_shipped_sae_matches_its_row(frame):
+    for _, row in frame[~frame["sae_id"].str.startswith("supervised:")].iterrows():
+        sae = load_sae(ROOT / row["sae_id"])
+        assert sae.content_hash() == row["sae_hash"], row["sae_id"]
+        assert sae.meta.hook_name == row["hook"]
+
+
+def test_supervised_rows_are_the_skyline_for_sufficiency(frame):
+    sup = frame[frame["architecture"] == "supervised_mean"]
+    assert (sup["sufficiency"] - sup["sup_sufficiency"]).abs().max() < 1e-6
