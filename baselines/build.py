@@ -127,7 +127,7 @@ def build(
     sae.meta = meta if spec.kind in ("pca", "random") else sae.meta
     sae.meta.cfg.setdefault("metadata", {}).update(meta.cfg["metadata"])
     path = save_saelens(sae.to("cpu", torch.float32), out)
-    (Path(path) / "training.json").write_text(json.dumps(_jsonable(report), indent=1))
+    (Path(path) / "training.json").write_text(json.dumps(_jsonable(report)) + "\n")
     return Path(path), report
 
 

@@ -18,7 +18,7 @@ subject, not the SAE, so it sees both vocabulary halves).
 >>> general_corpus(1, seed=0)
 ['Afterwards, Sandra and Josh played a game with a snack.']
 >>> ioi_style_corpus(1, seed=0)
-['Then, Fiona and Neil had a long argument. Afterwards, Fiona said to Neil.']
+['Then, Tina and Gina had a long argument. Afterwards, Gina said to Tina.']
 """
 
 from __future__ import annotations
