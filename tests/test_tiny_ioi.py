@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -94,13 +92,6 @@ def test_shipped_model_does_ioi_on_a_template_it_never_saw(model):
     task = IOITask(tokenizer=model.tokenizer, prepend_bos=True, templates=(HELD_OUT_TEMPLATE,))
     prompts = task.prompts("test", 500, seed=123)
     assert ioi_scores(end_logits(model, prompts), prompts)["accuracy"] >= 0.90
-
-
-def test_shipped_model_loads_in_under_3_seconds():
-    load_model("tiny-ioi")  # warm imports
-    start = time.perf_counter()
-    load_model("tiny-ioi")
-    assert time.perf_counter() - start < 3.0
 
 
 def test_retraining_with_the_same_seed_gives_bitwise_the_same_weights():

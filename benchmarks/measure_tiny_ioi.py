@@ -1,6 +1,6 @@
 """Measure the shipped tiny-ioi model: load time, IOI scores, held-out template, ablation curve.
 
-Usage: ``python scripts/measure_tiny_ioi.py [MODEL_DIR]`` (default: the shipped model).
+Usage: ``python benchmarks/measure_tiny_ioi.py [MODEL_DIR]`` (default: the shipped model).
 Prints one JSON record (the ``metrics`` of ``training.json`` plus ``load_seconds``).
 """
 
