@@ -15,7 +15,7 @@ from saebench.tiny_ioi.corpus import (
     ioi_style_corpus,
     word_lists,
 )
-from saebench.tiny_ioi.evaluate import end_logits, ioi_scores
+from saebench.tiny_ioi.evaluate import end_logits, ioi_scores, mean_ablation_curve
 from saebench.tiny_ioi.train import TrainConfig, train_tiny_ioi
 from saebench_tasks.ioi import TEMPLATES, IOITask
 
@@ -108,7 +108,6 @@ def test_retraining_with_the_same_seed_gives_bitwise_the_same_weights():
     assert not torch.equal(other.W_E, model_a.W_E)
 
 
-@pytest.mark.slow
 def test_a_500_step_schedule_already_does_ioi_far_above_chance():
     model, _, _, losses = train_tiny_ioi(TrainConfig(steps=500, warmup_steps=50), False)
     task = IOITask(tokenizer=model.tokenizer, prepend_bos=True)
@@ -117,3 +116,11 @@ def test_a_500_step_schedule_already_does_ioi_far_above_chance():
     # chance is 1/|vocab| < 0.002; a model that only knew "a name comes next" gets ~1/264
     assert scores["accuracy"] > 0.1
     assert losses[-20:].mean() < 0.3 * losses[:20].mean()
+
+
+def test_mean_ablating_the_middle_residual_at_end_removes_over_half_the_logit_diff(model):
+    task = IOITask(tokenizer=model.tokenizer, prepend_bos=True)
+    prompts = task.prompts("test", 300, seed=7)
+    clean = ioi_scores(end_logits(model, prompts), prompts)["mean_ld"]
+    middle = f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre"
+    assert mean_ablation_curve(model, prompts)[middle] < 0.5 * clean
