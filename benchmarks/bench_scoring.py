@@ -69,8 +69,10 @@ def main() -> None:
 
     t_resume = timed(lambda: runner.patched(new_ND))
     t_naive = timed(naive)
-    print(f"intervention at {node} on {args.n_prompts} prompts: resumed {t_resume:.3f}s, "
-          f"full forward {t_naive:.3f}s, speed-up x{t_naive / t_resume:.1f}")
+    print(
+        f"intervention at {node} on {args.n_prompts} prompts: resumed {t_resume:.3f}s, "
+        f"full forward {t_naive:.3f}s, speed-up x{t_naive / t_resume:.1f}"
+    )
 
     g = torch.Generator().manual_seed(0)
     d = runner.acts_ND.shape[1]
@@ -81,8 +83,10 @@ def main() -> None:
     diff = (codes_cf - codes) @ W_dec_FD
     t_sparse = timed(lambda: greedy_edit(diff, codes_cf - codes, W_dec_FD, [1, 2, 4, 8]), 1)
     t_dense = timed(lambda: dense_greedy(diff, codes_cf - codes, W_dec_FD, 8), 1)
-    print(f"greedy edit, {n} prompts, {args.d_sae} latents, k=8: restricted {t_sparse:.3f}s, "
-          f"dense {t_dense:.3f}s, speed-up x{t_dense / t_sparse:.1f}")
+    print(
+        f"greedy edit, {n} prompts, {args.d_sae} latents, k=8: restricted {t_sparse:.3f}s, "
+        f"dense {t_dense:.3f}s, speed-up x{t_dense / t_sparse:.1f}"
+    )
 
 
 if __name__ == "__main__":
