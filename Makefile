@@ -12,7 +12,7 @@ install:
 
 # The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
 demo: install
-	saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-task --no-leaderboard --json-out runs/demo.json
+	saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general --no-leaderboard --json-out runs/demo.json
 
 lint:
 	ruff check .

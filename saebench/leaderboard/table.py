@@ -69,7 +69,11 @@ def compact_columns(frame: pd.DataFrame, with_node: bool = True) -> list[str]:
     wanted += ["l0", "fvu", "sufficiency", "sup_sufficiency", "necessity", "sup_necessity"]
     attributes = attributes_in(frame.columns)
     for attribute in attributes:
-        wanted += [f"edit_accuracy_{attribute}_k{COMPACT_K}", f"sup_edit_accuracy_{attribute}"]
+        wanted += [
+            f"noint_accuracy_{attribute}",  # the floor an edit must beat to mean anything
+            f"edit_accuracy_{attribute}_k{COMPACT_K}",
+            f"sup_edit_accuracy_{attribute}",
+        ]
     wanted += [f"f1_coverage_{attribute}" for attribute in attributes]
     columns = [c for c in wanted if c in frame.columns]
     if "head" in columns and frame["head"].isna().all():
