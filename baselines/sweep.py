@@ -201,42 +201,13 @@ def run_node(job: NodeJob) -> list[str]:
 @click.option("--n-eval-prompts", default=1000, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--processes", default=2, show_default=True, help="Nodes evaluated in parallel.")
-def main(
-    model,
-    out,
-    leaderboard,
-    cache_dir,
-    expansion,
-    steps,
-    n_task_prompts,
-    n_general_texts,
-    n_eval_prompts,
-    seed,
-    processes,
-) -> None:
+def main(processes: int, **options) -> None:
     """Train and evaluate the baseline grid at the default nodes of MODEL."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     from saebench.model import load_model
 
-    nodes = default_nodes(load_model(model))
-    jobs = [
-        NodeJob(
-            model,
-            hook,
-            head,
-            "END",
-            out,
-            leaderboard,
-            cache_dir,
-            expansion,
-            steps,
-            n_task_prompts,
-            n_general_texts,
-            n_eval_prompts,
-            seed,
-        )
-        for hook, head in nodes
-    ]
+    nodes = default_nodes(load_model(options["model"]))
+    jobs = [NodeJob(hook=hook, head=head, position="END", **options) for hook, head in nodes]
     with mp.get_context("spawn").Pool(min(processes, len(jobs))) as pool:
         for paths in pool.imap_unordered(run_node, jobs):
             click.echo(f"done: {len(paths)} dictionaries")

@@ -152,6 +152,7 @@ def identity_of(
 def run(config: RunConfig) -> RunRecord:
     """Score one dictionary; write its JSON and leaderboard row when asked."""
     dictionary, model_name, processing, node = resolve(config)
+    paths = output_paths(config, model_name, node)
     model = load_model(model_name, processing, device=config.device)
     # prompts start with BOS as the SAE saw in training (SAELens ``prepend_bos``)
     bos = prepends_bos(model) if isinstance(dictionary, str) else dictionary.meta.prepend_bos
@@ -182,21 +183,39 @@ def run(config: RunConfig) -> RunRecord:
         metrics=result.metrics,
         details=result.details,
     )
+    # the JSON first: if the leaderboard cannot be written, the result is still on disk
+    if "json" in paths:
+        record.paths["json"] = paths["json"]
+        write_json(Path(paths["json"]), record)
+    if "leaderboard" in paths:
+        from saebench.leaderboard import upsert_row
+
+        record.paths["leaderboard"] = paths["leaderboard"]
+        upsert_row(paths["leaderboard"], leaderboard_row(record))
+    return record
+
+
+def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, str]:
+    """The JSON and leaderboard paths with ``{model}``, ``{task}``, ``{sae}``, ``{node}`` filled
+    in; raises ``ValueError`` on any other placeholder (checked before the work starts)."""
     fields = {
         "model": model_name,
         "task": config.task,
         "sae": (Path(config.sae).name or "sae").replace(":", "-"),
         "node": str(node).replace("/", "_"),
     }
-    if config.json_out is not None:
-        record.paths["json"] = str(config.json_out).format(**fields)
-        write_json(Path(record.paths["json"]), record)
-    if config.leaderboard is not None:
-        from saebench.leaderboard import upsert_row
-
-        record.paths["leaderboard"] = str(config.leaderboard).format(**fields)
-        upsert_row(record.paths["leaderboard"], leaderboard_row(record))
-    return record
+    paths = {}
+    for what, template in (("json", config.json_out), ("leaderboard", config.leaderboard)):
+        if template is None:
+            continue
+        try:
+            paths[what] = str(template).format(**fields)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"bad {what} path {template!r}: only {{model}}, {{task}}, {{sae}} and {{node}} "
+                f"may be filled in ({err})"
+            ) from err
+    return paths
 
 
 def leaderboard_row(record: RunRecord) -> dict[str, Any]:

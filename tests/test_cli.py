@@ -140,3 +140,14 @@ def test_tasks_lists_ioi_and_help_documents_every_flag():
         "--json-out",
     ):
         assert flag in help_text
+
+
+def test_a_bad_output_path_template_fails_before_any_work(sae_dir, tmp_path, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output paths were checked")
+
+    monkeypatch.setattr("saebench.run.load_model", no_model)
+    result = CliRunner().invoke(
+        main, ["run", "--sae", str(sae_dir), "--json-out", str(tmp_path / "{oops}.json")]
+    )
+    assert result.exit_code == 2 and "{oops}" in result.output
