@@ -64,8 +64,11 @@ def test_greedy_edit_matches_the_literal_definition_on_random_problems():
         for k, p in itertools.product(ks, range(n)):
             expected = brute_force_greedy(diff_ND[p], delta_NF[p], W_dec_FD, k)
             got = out[k][0][p]
-            err_expected = (expected - diff_ND[p]).norm()
-            assert (got - diff_ND[p]).norm() == pytest.approx(err_expected, abs=1e-9), (trial, k)
+            err_expected = (expected - diff_ND[p]).norm().item()
+            assert (got - diff_ND[p]).norm().item() == pytest.approx(err_expected, abs=1e-9), (
+                trial,
+                k,
+            )
 
 
 def test_greedy_never_moves_away_when_no_latent_helps():
