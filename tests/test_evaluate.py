@@ -104,3 +104,22 @@ def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_
     assert m["edit_accuracy_io_k2"] >= m["sup_edit_accuracy_io"] - 0.02
     assert m["edit_accuracy_io_k1"] < 0.5  # one latent is not enough: u_v off or u_v' on
     assert m["sufficiency"] > 0.9 and m["necessity"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("hook", "head", "position", "width"),
+    [
+        ("blocks.1.attn.hook_z", None, "END", 64),  # all heads concatenated (SAELens hook_z)
+        ("blocks.1.attn.hook_z", 2, "END", 16),  # one head
+        ("blocks.0.hook_resid_post", None, "S2", 64),  # another position
+    ],
+)
+def test_exact_reconstruction_is_exact_at_every_kind_of_node(
+    random_model, ioi_task, hook, head, position, width
+):
+    node = Node(hook, position, head)
+    assert node.width(random_model) == width
+    settings = EvalSettings(n_prompts=60, n_fit_prompts=300, ks=(1,), progress=False)
+    m = evaluate(random_model, ioi_task, node, identity_sae(width), settings).metrics
+    assert m["sufficiency"] == pytest.approx(1.0, abs=1e-4)
+    assert m["necessity"] == pytest.approx(1.0, abs=1e-3)
