@@ -119,8 +119,16 @@ def fit_supervised(
 
 
 def _approximation(
-    prefix, runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N, codes_NF, is_active_NF
+    prefix: str,
+    runner: NodeRunner,
+    dictionary,
+    acts_ND: Tensor,
+    mean_D: Tensor,
+    ld_meanabl_N: Tensor,
+    codes_NF: Tensor,
+    is_active_NF: Tensor,
 ) -> dict[str, float]:
+    """SPEC §4 for one dictionary: L0, FVU, dead fraction, sufficiency, necessity."""
     recon_ND = dictionary.decode(codes_NF)
     clean_N = runner.clean.metric_N
     ld_recon_N = runner.patched(recon_ND, desc=f"{prefix}sufficiency").metric_N
@@ -192,14 +200,14 @@ def evaluate(
     is_active_NF = active(dictionary, acts_ND, labels)
     metrics.update(
         _approximation(
-            "", runner, dictionary, acts_ND, labels, mean_D, ld_meanabl_N, codes_NF, is_active_NF
+            "", runner, dictionary, acts_ND, mean_D, ld_meanabl_N, codes_NF, is_active_NF
         )
     )
     for kind, prefix in (("mean", "sup_"), ("lstsq", "sup_lstsq_")):
         d = sup[kind]
         d_codes = d.encode(acts_ND, labels)
         full = _approximation(
-            prefix, runner, d, acts_ND, labels, mean_D, ld_meanabl_N, d_codes, d_codes > 0
+            prefix, runner, d, acts_ND, mean_D, ld_meanabl_N, d_codes, d_codes > 0
         )
         metrics.update({k: v for k, v in full.items() if not k.endswith(("l0", "dead_fraction"))})
     steps.update(2)
