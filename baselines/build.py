@@ -124,20 +124,9 @@ def build(
             meta=meta,
         )
         report = dict(report, n_train=int(acts_ND.shape[0]))
-    sae.meta = meta if spec.kind in ("pca", "random") else sae.meta
-    sae.meta.cfg.setdefault("metadata", {}).update(meta.cfg["metadata"])
+    if spec.kind in ("pca", "random"):  # train_sae already carries ``meta`` (plus its config)
+        sae.meta = meta
     path = save_saelens(sae.to("cpu", torch.float32), out)
-    (Path(path) / "training.json").write_text(json.dumps(_jsonable(report)) + "\n")
+    report_json = json.dumps(report, default=lambda o: o.tolist() if torch.is_tensor(o) else str(o))
+    (Path(path) / "training.json").write_text(report_json + "\n")
     return Path(path), report
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)

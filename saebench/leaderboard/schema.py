@@ -83,9 +83,6 @@ ARCHITECTURES: tuple[str, ...] = (
 ATTRIBUTE_ORDER: tuple[str, ...] = ("io", "s", "pos")
 """Attributes in display order; other attributes follow alphabetically."""
 
-K_GRID: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-"""Default numbers of edited latents."""
-
 CORE_METRICS: tuple[str, ...] = (
     "clean_logit_diff",
     "clean_accuracy",
