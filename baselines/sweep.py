@@ -1,4 +1,4 @@
-"""Train and evaluate the baseline grid at two nodes and fill a leaderboard CSV.
+"""Train and evaluate the baseline grid at the chosen nodes and fill a leaderboard CSV.
 
 Grid per node: each architecture (standard and gated at three L1 coefficients, topk and
 batchtopk at three k) × both data sources (task, general), plus the reference baselines
@@ -7,7 +7,12 @@ per node and data source and shared by every SAE trained on them; nodes run in p
 processes (one thread each).
 
     python -m saebench_baselines.sweep --out baselines/saes/tiny-ioi \\
-        --leaderboard leaderboard/tiny-ioi.csv
+        --leaderboard leaderboard/tiny-ioi.csv \\
+        --node 'blocks.2.hook_resid_pre@END' --node 'blocks.1.attn.hook_z[0]@END'
+
+Nodes are written as ``str(Node)`` prints them: ``HOOK[HEAD]@POSITION`` (head optional).
+Without ``--node`` the sweep uses :func:`default_nodes` (the middle residual stream and the
+head whose mean ablation hurts most); ``saebench map`` is how the shipped nodes were chosen.
 """
 
 from __future__ import annotations
@@ -75,6 +80,24 @@ def default_nodes(model) -> list[tuple[str, int | None]]:
         (f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre", None),
         (f"blocks.{layer}.attn.hook_z", head),
     ]
+
+
+def parse_node(text: str) -> tuple[str, int | None, str]:
+    """``HOOK[HEAD]@POSITION`` -> (hook, head, position); the head and ``@POSITION``
+    (default END) are optional.
+
+    >>> parse_node("blocks.1.attn.hook_z[3]@S2"), parse_node("blocks.2.hook_resid_pre")
+    (('blocks.1.attn.hook_z', 3, 'S2'), ('blocks.2.hook_resid_pre', None, 'END'))
+    """
+    hook, _, position = text.partition("@")
+    head = None
+    if hook.endswith("]") and "[" in hook:
+        hook, _, head_text = hook[:-1].partition("[")
+        try:
+            head = int(head_text)
+        except ValueError as err:
+            raise ValueError(f"bad head index in node {text!r}") from err
+    return hook, head, position or "END"
 
 
 def node_tag(hook: str, head: int | None, position: str) -> str:
@@ -201,13 +224,25 @@ def run_node(job: NodeJob) -> list[str]:
 @click.option("--n-eval-prompts", default=1000, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--processes", default=2, show_default=True, help="Nodes evaluated in parallel.")
-def main(processes: int, **options) -> None:
-    """Train and evaluate the baseline grid at the default nodes of MODEL."""
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    help="Node HOOK[HEAD]@POSITION to sweep (repeatable). Default: the middle residual "
+    "stream and the most important head's output, at END.",
+)
+def main(processes: int, nodes: tuple[str, ...], **options) -> None:
+    """Train and evaluate the baseline grid at the given (or default) nodes of MODEL."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     from saebench.model import load_model
 
-    nodes = default_nodes(load_model(options["model"]))
-    jobs = [NodeJob(hook=hook, head=head, position="END", **options) for hook, head in nodes]
+    try:
+        chosen = [parse_node(text) for text in nodes]
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--node") from err
+    if not chosen:
+        chosen = [(h, head, "END") for h, head in default_nodes(load_model(options["model"]))]
+    jobs = [NodeJob(hook=hook, head=head, position=pos, **options) for hook, head, pos in chosen]
     with mp.get_context("spawn").Pool(min(processes, len(jobs))) as pool:
         for paths in pool.imap_unordered(run_node, jobs):
             click.echo(f"done: {len(paths)} dictionaries")

@@ -290,8 +290,10 @@ def tasks() -> None:
 
 def _attach_groups() -> None:
     from saebench.cli_leaderboard import leaderboard
+    from saebench.cli_map import map_command
 
     main.add_command(leaderboard)
+    main.add_command(map_command)
     try:
         from saebench.cli_model import model
     except ImportError:

@@ -40,6 +40,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 FIT_SEED_OFFSET = 1_000_003
 """Fitting prompts use ``seed + FIT_SEED_OFFSET`` so they differ from the evaluation prompts."""
+CF_SEED_STRIDE = 7919
+
+
+def counterfactual_seed(seed: int, attribute_index: int) -> int:
+    """Seed of the counterfactual prompts for the task's ``attribute_index``-th attribute:
+    ``seed + 7919 · (attribute_index + 1)``.
+
+    >>> counterfactual_seed(0, 0), counterfactual_seed(3, 2)
+    (7919, 23760)
+    """
+    return seed + CF_SEED_STRIDE * (attribute_index + 1)
 
 
 @dataclass
@@ -218,7 +229,9 @@ def evaluate(
     sup_weights_NF = control.edit_weights(sup_codes_NF, sup_mean.features_FD)
     for i, attr in enumerate(task.attributes):
         n_values = len(task.attribute_values(attr))
-        cf_prompts = task.counterfactual(runner.prompts, attr, settings.seed + 7919 * (i + 1))
+        cf_prompts = task.counterfactual(
+            runner.prompts, attr, counterfactual_seed(settings.seed, i)
+        )
         cf_labels = {a: cf_prompts.attributes[a] for a in task.attributes}
         acts_cf_ND = runner.activations(cf_prompts, desc=f"counterfactual {attr}").float()
         target_N = runner.patched(acts_cf_ND, desc=f"ground truth {attr}").argmax_N

@@ -1,7 +1,8 @@
 """Forward passes at one node: the clean run, cached once, and interventions resumed from it.
 
 The clean run of the evaluation prompts is done once; it keeps the node's activations, the
-residual stream entering the node's block, and the task metric and argmax at END. Every
+residual stream entering the node's block, and the task metric and argmax at END (one
+:func:`clean_run` can read many nodes at once, for runners that share it). Every
 intervention then replaces the node's vector at its position and resumes the forward pass at
 that block (``saebench.model.resume_logits_at``), computing logits only at END.
 """
@@ -34,8 +35,106 @@ def _batches(n: int, size: int):
         yield slice(start, min(n, start + size))
 
 
+@dataclass
+class CleanRun:
+    """The clean run of one prompt set, read at several nodes: where :class:`NodeRunner` starts.
+
+    Built by :func:`clean_run` with one forward pass per batch, so the runners of many nodes
+    (a causal map's) can share it instead of each running the prompts again.
+    """
+
+    outcome: Outcome
+    """Metric and argmax at END of the clean prompts."""
+    acts: dict[Node, Tensor]
+    """Node -> its clean vectors [N, D]."""
+    resid: dict[int, list[Tensor]]
+    """Layer l -> the clean ``blocks.{l}.hook_resid_pre`` [B, L', D] of each batch (L' is cut
+    after the batch's last END), the state interventions at layer l resume from."""
+    batch_size: int
+    n_prompts: int
+
+
+@torch.no_grad()
+def clean_run(
+    model,
+    task: Task,
+    nodes: list[Node],
+    prompts: PromptSet,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> CleanRun:
+    """One clean pass over ``prompts`` in batches of ``batch_size``, caching every node's hook
+    and the residual stream entering every node's block; logits only at END."""
+    prompts = prompts.to(next(model.parameters()).device)
+    layers = sorted({node.layer for node in nodes})
+    resid_hooks = {layer: f"blocks.{layer}.hook_resid_pre" for layer in layers}
+    hooks = list(dict.fromkeys([node.hook_name for node in nodes] + list(resid_hooks.values())))
+    acts: dict[Node, list[Tensor]] = {node: [] for node in nodes}
+    resid: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    metric, argmax = [], []
+    for sl in tqdm(
+        list(_batches(len(prompts), batch_size)),
+        desc="clean run",
+        disable=not progress,
+        leave=False,
+    ):
+        batch = prompts.select(sl)
+        end_logits_BV, cache = model_access.run_with_cache_at(
+            model, batch.tokens_BL, hooks, batch.positions["END"]
+        )
+        for node in nodes:
+            acts[node].append(node.read(cache[node.hook_name], batch.positions[node.position]))
+        for layer, name in resid_hooks.items():
+            resid[layer].append(cache[name])
+        metric.append(task.metric(end_logits_BV, batch))
+        argmax.append(end_logits_BV.argmax(-1))
+    return CleanRun(
+        outcome=Outcome(torch.cat(metric), torch.cat(argmax)),
+        acts={node: torch.cat(a) for node, a in acts.items()},
+        resid=resid,
+        batch_size=batch_size,
+        n_prompts=len(prompts),
+    )
+
+
+@torch.no_grad()
+def read_nodes(
+    model,
+    nodes: list[Node],
+    prompts: PromptSet,
+    batch_size: int = 64,
+    progress: bool = True,
+    desc: str = "activations",
+) -> dict[Node, Tensor]:
+    """Each node's vectors [N, D] for ``prompts``: one forward pass per batch, stopped after
+    the block of the deepest node."""
+    prompts = prompts.to(next(model.parameters()).device)
+    hooks = {node.hook_name for node in nodes}
+    stop_at_layer = max(node.layer for node in nodes) + 1
+    out: dict[Node, list[Tensor]] = {node: [] for node in nodes}
+    for sl in tqdm(
+        list(_batches(len(prompts), batch_size)),
+        desc=desc,
+        disable=not progress,
+        leave=False,
+    ):
+        batch = prompts.select(sl)
+        _, cache = model.run_with_cache(
+            batch.tokens_BL,
+            names_filter=lambda n: n in hooks,
+            stop_at_layer=stop_at_layer,
+        )
+        for node in nodes:
+            out[node].append(node.read(cache[node.hook_name], batch.positions[node.position]))
+    return {node: torch.cat(vectors) for node, vectors in out.items()}
+
+
 class NodeRunner:
-    """Runs ``model`` on ``prompts`` with the node's activation replaced at will."""
+    """Runs ``model`` on ``prompts`` with the node's activation replaced at will.
+
+    ``clean`` (from :func:`clean_run` on the same prompts and batch size, at this node among
+    others) is used instead of running the clean prompts again.
+    """
 
     def __init__(
         self,
@@ -45,6 +144,7 @@ class NodeRunner:
         prompts: PromptSet,
         batch_size: int = 64,
         progress: bool = True,
+        clean: CleanRun | None = None,
     ):
         self.model, self.task, self.node = model, task, node
         self.device = next(model.parameters()).device
@@ -52,53 +152,24 @@ class NodeRunner:
         self.batch_size = batch_size
         self.progress = progress
         self.positions_N = self.prompts.positions[node.position]
-        self._resid_hook = f"blocks.{node.layer}.hook_resid_pre"
-        self.acts_ND, self.resid = self._clean_run()
-
-    @torch.no_grad()
-    def _clean_run(self) -> tuple[Tensor, list[Tensor]]:
-        acts, resid, metric, argmax = [], [], [], []
-        hooks = [self.node.hook_name, self._resid_hook]
-        for sl in tqdm(
-            list(_batches(len(self.prompts), self.batch_size)),
-            desc="clean run",
-            disable=not self.progress,
-            leave=False,
+        if clean is None:
+            clean = clean_run(model, task, [node], self.prompts, batch_size, progress)
+        elif (
+            node not in clean.acts
+            or clean.batch_size != batch_size
+            or clean.n_prompts != len(prompts)
         ):
-            batch = self.prompts.select(sl)
-            end_logits_BV, cache = model_access.run_with_cache_at(
-                self.model, batch.tokens_BL, hooks, batch.positions["END"]
+            raise ValueError(
+                f"the clean run was made for other nodes, prompts or batch size than {node}"
             )
-            acts.append(
-                self.node.read(cache[self.node.hook_name], batch.positions[self.node.position])
-            )
-            resid.append(cache[self._resid_hook])
-            metric.append(self.task.metric(end_logits_BV, batch))
-            argmax.append(end_logits_BV.argmax(-1))
-        self.clean = Outcome(torch.cat(metric), torch.cat(argmax))
-        return torch.cat(acts), resid
+        self.clean = clean.outcome
+        self.acts_ND = clean.acts[node]
+        self.resid = clean.resid[node.layer]
 
-    @torch.no_grad()
     def activations(self, prompts: PromptSet, desc: str = "activations") -> Tensor:
         """The node's vectors [N, D] for other prompts (forward pass stops after the node)."""
-        prompts = prompts.to(self.device)
-        out = []
-        for sl in tqdm(
-            list(_batches(len(prompts), self.batch_size)),
-            desc=desc,
-            disable=not self.progress,
-            leave=False,
-        ):
-            batch = prompts.select(sl)
-            _, cache = self.model.run_with_cache(
-                batch.tokens_BL,
-                names_filter=lambda n: n == self.node.hook_name,
-                stop_at_layer=self.node.layer + 1,
-            )
-            out.append(
-                self.node.read(cache[self.node.hook_name], batch.positions[self.node.position])
-            )
-        return torch.cat(out)
+        acts = read_nodes(self.model, [self.node], prompts, self.batch_size, self.progress, desc)
+        return acts[self.node]
 
     @torch.no_grad()
     def patched(self, new_ND: Tensor, desc: str = "intervention") -> Outcome:

@@ -104,11 +104,17 @@ def available_tasks() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_task(name: str, tokenizer, prepend_bos: bool = True, **options) -> Task:
-    """Instantiate the plugin registered as ``name`` for a model's tokenizer."""
+def task_factory(name: str):
+    """The class (or factory) registered as ``name``, not yet instantiated: its class
+    attributes (``attributes``, ``position_labels``) can be checked before a model is loaded."""
     found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
         raise KeyError(f"no task plugin named {name!r} is installed (installed: {known})")
-    factory = found[name].load()
+    return found[name].load()
+
+
+def load_task(name: str, tokenizer, prepend_bos: bool = True, **options) -> Task:
+    """Instantiate the plugin registered as ``name`` for a model's tokenizer."""
+    factory = task_factory(name)
     return factory(tokenizer=tokenizer, prepend_bos=prepend_bos, **options)
