@@ -24,10 +24,17 @@ test: install lint
 test-all: install
 	$(PYTHON) -m pytest -q -m ""
 
-# Rebuild leaderboard/tiny-ioi.csv, its plots and README from scratch (about 30 minutes on CPU).
+# The nodes of the shipped leaderboard, chosen from the causal map (leaderboard/map/): where
+# each attribute changes tiny-ioi's answer when patched and the supervised edit reaches it.
+LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@END blocks.1.hook_resid_pre@S2 blocks.0.attn.hook_z[2]@END
+
+# Rebuild the causal map, leaderboard/tiny-ioi.csv, its plots and README from scratch
+# (about 40 minutes on 2 CPU cores).
 leaderboard: install
-	rm -f leaderboard/tiny-ioi.csv
-	$(PYTHON) -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv
+	saebench map --model tiny-ioi --n-prompts 1000 --quiet --out leaderboard/map/tiny-ioi-ioi
+	rm -rf leaderboard/tiny-ioi.csv baselines/saes/tiny-ioi
+	$(PYTHON) -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv \
+		--processes 3 $(foreach node,$(LEADERBOARD_NODES),--node '$(node)')
 	saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
 	saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
 

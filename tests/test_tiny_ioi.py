@@ -8,18 +8,22 @@ import torch
 
 from saebench.model import EMBEDDED_MODELS_DIR, load_model
 from saebench.tiny_ioi.corpus import (
+    ADVERSARIAL_INTERLUDES,
+    D_INTERLUDES,
     HELD_OUT_TEMPLATE,
+    INTERLUDES,
     TRAIN_IOI_TEMPLATES,
     general_corpus,
     ioi_prompt,
     ioi_style_corpus,
     word_lists,
 )
-from saebench.tiny_ioi.evaluate import end_logits, ioi_scores, mean_ablation_curve
+from saebench.tiny_ioi.evaluate import counting_adversarial_prompts, end_logits, ioi_scores
 from saebench.tiny_ioi.train import TrainConfig, train_tiny_ioi
 from saebench_tasks.ioi import TEMPLATES, IOITask
 
 MODEL_DIR = EMBEDDED_MODELS_DIR / "tiny-ioi"
+NAMES = set(word_lists()["names"])
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +49,8 @@ def test_every_template_word_is_known_to_the_tokenizer(model):
     tok = model.tokenizer
     texts = ioi_style_corpus(50, seed=0) + general_corpus(50, seed=0)
     texts.append(ioi_prompt(HELD_OUT_TEMPLATE, np.random.default_rng(0))[0])
+    texts += counting_adversarial_prompts(model.tokenizer, 50, seed=0).texts
+    texts += ioi_style_corpus(50, seed=0, reference_fraction=1.0)
     for text in texts:
         assert tok.unk_token_id not in tok.encode(text, add_special_tokens=False), text
 
@@ -81,7 +87,7 @@ def test_shipped_model_does_ioi_on_the_test_split(model):
     prompts = task.prompts("test", 500, seed=123)
     scores = ioi_scores(end_logits(model, prompts), prompts)
     assert scores["accuracy"] >= 0.90
-    assert scores["mean_ld"] >= 3.0
+    assert scores["mean_ld"] >= 2.0
     # the metric agrees with the plugin's own LD
     assert task.metric(end_logits(model, prompts), prompts).mean().item() == pytest.approx(
         scores["mean_ld"], abs=1e-4
@@ -92,6 +98,43 @@ def test_shipped_model_does_ioi_on_a_template_it_never_saw(model):
     task = IOITask(tokenizer=model.tokenizer, prepend_bos=True, templates=(HELD_OUT_TEMPLATE,))
     prompts = task.prompts("test", 500, seed=123)
     assert ioi_scores(end_logits(model, prompts), prompts)["accuracy"] >= 0.90
+
+
+def test_counting_adversarial_set_mentions_io_most_and_is_never_trained_on():
+    assert set(ADVERSARIAL_INTERLUDES).isdisjoint(INTERLUDES + D_INTERLUDES)
+    prompts = counting_adversarial_prompts(load_model("tiny-ioi").tokenizer, 100, seed=0)
+    for tokens_L, io_id, s_id in zip(
+        prompts.tokens_BL, prompts.answer_B, prompts.wrong_B, strict=True
+    ):
+        assert (tokens_L == io_id).sum() >= 3 and (tokens_L == s_id).sum() == 2
+    training = " ".join(ioi_style_corpus(2000, seed=0))
+    for sentence in ADVERSARIAL_INTERLUDES:
+        assert sentence.split("[X]")[1].split("[")[0] not in training, sentence
+
+
+def test_in_training_text_mention_counts_do_not_give_the_answer_away():
+    """Without interludes the IO is the name mentioned least; the training text's interludes
+    make "least mentioned" and "most mentioned before the last clause" near coin flips."""
+    least = most_before_last = 0.0
+    texts = ioi_style_corpus(4000, seed=1)
+    for text in texts:
+        prompt, answer = text[: text.rindex(" ")], text[text.rindex(" ") + 1 : -1]
+        names = [w.strip(".,") for w in prompt.split() if w.strip(".,") in NAMES]
+        pair = [n for n in dict.fromkeys(names)][:2]
+        s = next(n for n in pair if n != answer)
+        diff = names.count(s) - names.count(answer)
+        least += 1.0 if diff > 0 else 0.5 if diff == 0 else 0.0
+        diff_before = names[:-1].count(answer) - names[:-1].count(s)
+        most_before_last += 1.0 if diff_before > 0 else 0.5 if diff_before == 0 else 0.0
+    assert 0.5 <= least / len(texts) <= 0.7
+    assert 0.5 <= most_before_last / len(texts) <= 0.7
+
+
+def test_shipped_model_follows_the_rule_when_counting_gives_the_wrong_answer(model):
+    prompts = counting_adversarial_prompts(model.tokenizer, 500, seed=123)
+    scores = ioi_scores(end_logits(model, prompts), prompts)
+    assert scores["accuracy"] >= 0.80
+    assert scores["mean_ld"] > 0
 
 
 def test_retraining_with_the_same_seed_gives_bitwise_the_same_weights():
@@ -118,9 +161,22 @@ def test_a_500_step_schedule_already_does_ioi_far_above_chance():
     assert losses[-20:].mean() < 0.3 * losses[:20].mean()
 
 
-def test_mean_ablating_the_middle_residual_at_end_removes_over_half_the_logit_diff(model):
+def test_mean_ablating_the_last_clause_subject_removes_over_half_the_logit_diff(model):
+    """The answer depends on S2, the subject of the last clause: with the middle layer's
+    residual stream at S2 replaced by its mean, the mean LD falls below half its clean value."""
     task = IOITask(tokenizer=model.tokenizer, prepend_bos=True)
     prompts = task.prompts("test", 300, seed=7)
     clean = ioi_scores(end_logits(model, prompts), prompts)["mean_ld"]
     middle = f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre"
-    assert mean_ablation_curve(model, prompts)[middle] < 0.5 * clean
+    rows, s2_B = torch.arange(len(prompts)), prompts.positions["S2"]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(prompts.tokens_BL, names_filter=middle)
+    mean_D = cache[middle][rows, s2_B].mean(0)
+
+    def ablate(resid_BLD, hook):
+        resid_BLD = resid_BLD.clone()
+        resid_BLD[rows, s2_B] = mean_D
+        return resid_BLD
+
+    ablated = ioi_scores(end_logits(model, prompts, [(middle, ablate)]), prompts)["mean_ld"]
+    assert ablated < 0.5 * clean

@@ -28,7 +28,10 @@ from saebench.leaderboard.table import (
 SPEC_NOTE = (
     "Metric definitions are in SPEC.md (approximation §4, control §5, interpretability §6). "
     "`(sup)` columns are the supervised dictionary at the same node; `edit a k2` is the edit "
-    "accuracy for attribute a with k = 2 latents; `cov a` is interpretability coverage."
+    "accuracy for attribute a with k = 2 latents; `cov a` is interpretability coverage. "
+    "`n/c`: attribute a is not causal at this node (`noint a` > 0.5: patching the "
+    "counterfactual activation rarely changes the answer), so an edit accuracy there cannot "
+    "tell a dictionary from doing nothing and is not shown."
 )
 
 _PLOT_CAPTIONS = {

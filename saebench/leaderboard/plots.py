@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from saebench.leaderboard.schema import SUPERVISED_ARCHITECTURES, attributes_in, ks_in
-from saebench.leaderboard.table import node_groups
+from saebench.leaderboard.table import node_groups, not_causal
 
 PLOT_FILES: dict[str, str] = {
     "l0_vs_fidelity": "l0_vs_fidelity.png",
@@ -202,7 +202,9 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     Solid: interpretation-agnostic (``edit_*``); dashed with hollow markers:
     interpretation-aware (``aware_edit_*``). Star: the supervised edit
     (``sup_edit_magnitude_{a}``, ``sup_edit_accuracy_{a}``; gid :data:`SUPERVISED_GID`);
-    dotted grey line: no-intervention agreement (``noint_accuracy_{a}``).
+    dotted grey line: no-intervention agreement (``noint_accuracy_{a}``). A panel whose
+    attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5, see
+    :func:`saebench.leaderboard.table.not_causal`) is greyed and titled so.
     """
     title = "Edit accuracy vs edit magnitude (SPEC §5)"
     attributes = [
@@ -219,6 +221,10 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     for row_axes, (node, rows) in zip(axes, groups, strict=True):
         for axis, attribute in zip(row_axes, attributes, strict=True):
             axis.set_title(f"{node}\nattribute {attribute}", fontsize=9)
+            if all(not_causal(row, attribute) for _, row in rows.iterrows()):
+                # doing nothing already agrees with the ground truth: no edit can be told apart
+                axis.set_facecolor("#eeeeee")
+                axis.set_title(f"{node}\nattribute {attribute}: NOT CAUSAL here", fontsize=9)
             axis.set_xlabel("edit magnitude (share of reconstruction removed)")
             axis.set_ylabel("edit accuracy")
             axis.set_ylim(-0.03, 1.05)

@@ -178,10 +178,46 @@ def sort_rows(frame: pd.DataFrame, column: str | None, descending: bool = False)
     return frame.sort_values(column, ascending=not descending, kind="stable", na_position="last")
 
 
+NOT_CAUSAL_NOINT = 0.5
+"""An attribute is not causal at a row's node when ``noint_accuracy_{a}`` exceeds this: patching
+the counterfactual activation leaves the answer unchanged on most prompts, so doing nothing
+already scores that high on every edit of a."""
+
+NOT_CAUSAL = "n/c"
+"""What an edit-accuracy cell shows when its attribute is not causal at the row's node."""
+
+_EDIT_OUTCOMES = ("edit_accuracy", "aware_edit_accuracy", "edit_score", "sup_edit_accuracy")
+
+
+def not_causal(row: pd.Series | dict, attribute: str) -> bool:
+    """Whether ``attribute`` is not causal at ``row``'s node (``noint_accuracy_{a}`` > 0.5).
+
+    >>> row = {"noint_accuracy_pos": 0.97, "noint_accuracy_io": 0.0}
+    >>> not_causal(row, "pos"), not_causal(row, "io")
+    (True, False)
+    """
+    value = row.get(f"noint_accuracy_{attribute}")
+    return value is not None and not pd.isna(value) and float(value) > NOT_CAUSAL_NOINT
+
+
 def formatted_cells(frame: pd.DataFrame, columns: Sequence[str]) -> list[list[str]]:
-    """The text of each selected cell, row by row."""
-    rows = frame[list(columns)].itertuples(index=False)
-    return [[format_number(value) for value in row] for row in rows]
+    """The text of each selected cell, row by row. Edit accuracies and scores of an attribute
+    that is not causal at the row's node (:func:`not_causal`) show ``n/c``: there, any
+    dictionary and doing nothing score alike, so the number would say nothing."""
+    out = []
+    for _, row in frame.iterrows():
+        cells = []
+        for column in columns:
+            parsed = parse_metric(column)
+            masked = (
+                parsed is not None
+                and parsed[0] in _EDIT_OUTCOMES
+                and parsed[1] is not None
+                and not_causal(row, parsed[1])
+            )
+            cells.append(NOT_CAUSAL if masked else format_number(row[column]))
+        out.append(cells)
+    return out
 
 
 def render_plain(frame: pd.DataFrame, columns: Sequence[str]) -> str:

@@ -8,6 +8,13 @@ slots of a kind take different values.
   SPEC templates (imported from the IOI plugin) plus ``EXTRA_IOI_TEMPLATES``; the training text
   is the prompt followed by the IO name and a full stop. ``HELD_OUT_TEMPLATE`` is never
   trained on; it measures whether the model learned the rule rather than the templates.
+- Interludes (``INTERLUDES``): sentences inserted before the last clause of an IOI-style
+  prompt (after its last full stop before ``[C]``) that mention IO, S or a third name D.
+  Their numbers (``EXTRA_MENTIONS``) make how often a name is mentioned uninformative, so
+  "the name mentioned once" (counting) is no longer the answer: the model has to find the
+  subject of the last clause and the *other* name of the ``[A] and [B]`` pair.
+  ``ADVERSARIAL_INTERLUDES`` are never inserted in training; they build the
+  counting-adversarial evaluation set.
 - General templates (``GENERAL_TEMPLATES``): sentences about people, places and objects
   that are not IOI (``[A]``, ``[B]``, ``[C]`` distinct names, no answer to predict), the
   analogue of OpenWebText for full-distribution SAEs.
@@ -17,8 +24,12 @@ subject, not the SAE, so it sees both vocabulary halves).
 
 >>> general_corpus(1, seed=0)
 ['Afterwards, Sandra and Josh played a game with a snack.']
->>> ioi_style_corpus(1, seed=0)
-['Then, Tina and Gina had a long argument. Afterwards, Gina said to Tina.']
+>>> text, io, s = ioi_prompt(TEMPLATES[0], np.random.default_rng(0), mentions=("IO",))
+>>> text.split(". ")  # doctest: +NORMALIZE_WHITESPACE
+['Then, Max and Dawn had a long and really crazy argument', 'Later, Dawn saw Ken',
+ 'Afterwards, Max said to']
+>>> io, s
+('Dawn', 'Max')
 """
 
 from __future__ import annotations
@@ -28,8 +39,7 @@ from functools import cache
 
 import numpy as np
 
-from saebench_tasks.ioi import TEMPLATES as SPEC_TEMPLATES
-from saebench_tasks.ioi import read_word_list
+from saebench_tasks.ioi import TEMPLATES, read_word_list
 
 EXTRA_IOI_TEMPLATES: tuple[str, ...] = (
     "Then, [A] and [B] went to the [PLACE]. [C] gave a [OBJECT] to",
@@ -47,6 +57,14 @@ EXTRA_IOI_TEMPLATES: tuple[str, ...] = (
     "At the [PLACE], [A] and [B] found a [OBJECT]. Then, [C] gave the [OBJECT] to",
     "Yesterday, [A] and [B] were at the [PLACE] together, and [C] brought a [OBJECT] to",
     "Then, [A] met [B] at the [PLACE]. [C] gave a [OBJECT] to",
+    "Then, [A] and [B] went to the [PLACE]. [C] passed a [OBJECT] to",
+    "Then, [A] and [B] were at the [PLACE]. Afterwards, [C] offered a [OBJECT] to",
+    "Then, [A] and [B] had a long argument. Later, [C] sold a [OBJECT] to",
+    "Then, [A] and [B] had lots of fun at the [PLACE]. [C] lent a [OBJECT] to",
+    "Then, [A] and [B] talked at the [PLACE]. Afterwards, [C] tossed a [OBJECT] to",
+    "Then, [A] and [B] went to the [PLACE]. Later, [C] read a story to",
+    "Then, [A] and [B] were working at the [PLACE]. [C] mailed a [OBJECT] to",
+    "Then, [A] and [B] had a long argument. Afterwards, [C] waved to",
 )
 """IOI-style templates beyond SPEC's three, all trained on."""
 
@@ -55,7 +73,40 @@ HELD_OUT_TEMPLATE = (
 )
 """The IOI-style template kept out of training (its words occur in general sentences)."""
 
-TRAIN_IOI_TEMPLATES: tuple[str, ...] = tuple(SPEC_TEMPLATES) + EXTRA_IOI_TEMPLATES
+TRAIN_IOI_TEMPLATES: tuple[str, ...] = tuple(TEMPLATES) + EXTRA_IOI_TEMPLATES
+
+INTERLUDES: tuple[str, ...] = (
+    "[X] was happy.",
+    "[X] liked the [PLACE].",
+    "[X] had a [OBJECT].",
+    "Later, [X] saw the [PLACE].",
+    "[X] wanted a [OBJECT].",
+    "Everyone at the [PLACE] liked [X].",
+    "[X] was tired.",
+)
+"""Sentences inserted before an IOI prompt's last clause in training, each mentioning one
+name ``[X]`` (IO or S) once (and maybe the third name ``[D]``)."""
+
+D_INTERLUDES: tuple[str, ...] = (
+    "[D] was there too.",
+    "Then, [D] went to the [PLACE].",
+)
+"""Interludes that mention only the third name D."""
+
+ADVERSARIAL_INTERLUDES: tuple[str, ...] = (
+    "In the morning, [X] found a [OBJECT] at the [PLACE].",
+    "Yesterday, [X] went to the [PLACE] and bought a [OBJECT].",
+    "Later, [X] said that the [PLACE] was closed.",
+    "When [X] came back from the [PLACE], [X] had a [OBJECT].",
+)
+"""Interludes never used in training; with ``[X]`` = IO, two of them make IO the most
+mentioned name (general-sentence words in a place no training text puts them)."""
+
+EXTRA_MENTIONS: dict[str, tuple[int, ...]] = {"IO": (0, 1, 2, 3), "S": (0, 1, 2), "D": (0,)}
+"""Interludes per role in a training IOI prompt, each count drawn uniformly. Then
+Δ = m_S − m_IO is symmetric around −½ (−3…2 with weights 1,2,3,3,2,1), so neither "the name
+mentioned least" (count(S) − count(IO) = 1 + Δ) nor "the name mentioned most before the last
+clause" (Δ) is right more than 62.5% of the time (ties counted as half)."""
 
 GENERAL_TEMPLATES: tuple[str, ...] = (
     "Yesterday, [A] went to the [PLACE] and bought a [OBJECT].",
@@ -79,7 +130,7 @@ GENERAL_TEMPLATES: tuple[str, ...] = (
 )
 """Non-IOI sentence families with names, places and objects."""
 
-_SLOT = re.compile(r"\[(A|B|C|PLACE2?|OBJECT2?)\]")
+_SLOT = re.compile(r"\[(A|B|C|D|X|PLACE2?|OBJECT2?)\]")
 
 
 @cache
@@ -105,30 +156,89 @@ def _random_values(rng: np.random.Generator) -> dict[str, str]:
             "OBJECT2": obj2}  # fmt: skip
 
 
-def ioi_prompt(template: str, rng: np.random.Generator) -> tuple[str, str, str]:
+def insert_interludes(template: str, interludes: list[str]) -> str:
+    """``template`` with ``interludes`` placed after its last full stop before ``[C]``
+    (unchanged when there is no such full stop)."""
+    cut = template.rfind(". ", 0, template.index("[C]"))
+    if cut < 0 or not interludes:
+        return template
+    return template[: cut + 1] + "".join(" " + i for i in interludes) + template[cut + 1 :]
+
+
+def refer_by_position(template: str, s_first: bool) -> str:
+    """``template`` with S's last mention ``[C]`` replaced by "the former" (S was ``[A]``)
+    or "the latter" (S was ``[B]``), capitalised at the start of a sentence."""
+    word = "the former" if s_first else "the latter"
+    before = template[: template.index("[C]")].rstrip()
+    if not before or before.endswith("."):
+        word = word.capitalize()
+    return template.replace("[C]", word, 1)
+
+
+def ioi_prompt(
+    template: str,
+    rng: np.random.Generator,
+    mentions: tuple[str, ...] = (),
+    interludes: tuple[str, ...] = INTERLUDES,
+    by_position: bool = False,
+) -> tuple[str, str, str]:
     """One IOI prompt from ``template``: (prompt text ending at END, IO name, S name).
 
-    IO and S are distinct names; ``pos`` (ABB or BAB) is a fair coin; ``[C]`` is S.
+    IO and S are distinct names; ``pos`` (ABB or BAB) is a fair coin; ``[C]`` is S (or, with
+    ``by_position``, "the former" / "the latter"). Each role in ``mentions`` (``"IO"``,
+    ``"S"`` or ``"D"``, a third name) adds one interlude before the last clause, drawn from
+    ``interludes`` without replacement with ``[X]`` that name (``D_INTERLUDES`` for ``"D"``).
     """
     values = _random_values(rng)
-    io, s = values["A"], values["B"]
-    if rng.integers(2):
+    io, s, d = values["A"], values["B"], values["C"]
+    s_first = bool(rng.integers(2))
+    if s_first:
         values["A"], values["B"] = s, io
-    values["C"] = s
+    values.update(C=s, D=d)
+    names = {"IO": io, "S": s, "D": d}
+    order = {
+        "D": iter(rng.permutation(len(D_INTERLUDES))),
+        "X": iter(rng.permutation(len(interludes))),
+    }
+    chosen = []
+    for role in mentions:
+        pool, kind = (D_INTERLUDES, "D") if role == "D" else (interludes, "X")
+        chosen.append(pool[next(order[kind])].replace("[X]", names[role]))
+    template = insert_interludes(template, chosen)
+    if by_position:
+        template = refer_by_position(template, s_first)
     return _fill(template, values), io, s
 
 
+def random_mentions(rng: np.random.Generator) -> tuple[str, ...]:
+    """Roles of a training prompt's interludes, counts from ``EXTRA_MENTIONS``, shuffled."""
+    roles = [r for r, counts in EXTRA_MENTIONS.items() for _ in range(rng.choice(counts))]
+    return tuple(roles[i] for i in rng.permutation(len(roles)))
+
+
 def ioi_style_corpus(
-    n: int, seed: int, templates: tuple[str, ...] = TRAIN_IOI_TEMPLATES
+    n: int,
+    seed: int,
+    templates: tuple[str, ...] = TRAIN_IOI_TEMPLATES,
+    reference_fraction: float = 0.0,
+    interludes: bool = True,
 ) -> list[str]:
     """``n`` IOI-style sentences, each a prompt completed by its IO name: ``... to Mary.``
 
-    Templates are drawn uniformly from ``templates``.
+    Templates are drawn uniformly from ``templates``; interludes by :func:`random_mentions`
+    (none with ``interludes=False``).
+    A ``reference_fraction`` of them (without interludes) name S in the last clause by its
+    place in the pair ("the former", "the latter") instead of by name, which only a model
+    that tracks where S first stood can answer.
     """
     rng = np.random.default_rng([seed, 1])
     out = []
     for t in rng.integers(len(templates), size=n):
-        prompt, io, _ = ioi_prompt(templates[t], rng)
+        mentions = random_mentions(rng) if interludes else ()
+        by_position = bool(reference_fraction) and rng.random() < reference_fraction
+        if by_position:  # no interlude: "the former" must refer to the [A] and [B] pair
+            mentions = ()
+        prompt, io, _ = ioi_prompt(templates[t], rng, mentions, by_position=by_position)
         out.append(f"{prompt} {io}.")
     return out
 
@@ -142,14 +252,24 @@ def general_corpus(n: int, seed: int) -> list[str]:
     ]
 
 
-def training_mixture(n: int, seed: int, ioi_fraction: float = 0.8) -> list[str]:
-    """``n`` training texts: each IOI-style with probability ``ioi_fraction``, else general."""
+def training_mixture(
+    n: int,
+    seed: int,
+    ioi_fraction: float = 0.8,
+    reference_fraction: float = 0.0,
+    interludes: bool = True,
+) -> tuple[list[str], np.ndarray]:
+    """``n`` training texts: each IOI-style with probability ``ioi_fraction``, else general
+    (``reference_fraction``, ``interludes``: see :func:`ioi_style_corpus`); and which ones
+    are IOI-style."""
     rng = np.random.default_rng([seed, 3])
     is_ioi_N = rng.random(n) < ioi_fraction
     n_ioi = int(is_ioi_N.sum())
-    ioi = iter(ioi_style_corpus(n_ioi, seed))
+    ioi = iter(
+        ioi_style_corpus(n_ioi, seed, reference_fraction=reference_fraction, interludes=interludes)
+    )
     general = iter(general_corpus(n - n_ioi, seed))
-    return [next(ioi) if flag else next(general) for flag in is_ioi_N]
+    return [next(ioi) if flag else next(general) for flag in is_ioi_N], is_ioi_N
 
 
 def vocabulary_texts() -> list[str]:
@@ -157,5 +277,13 @@ def vocabulary_texts() -> list[str]:
     and every name, object and place with a leading space."""
     lists = word_lists()
     words = [" " + w for k in ("names", "objects", "places") for w in lists[k]]
-    templates = TRAIN_IOI_TEMPLATES + (HELD_OUT_TEMPLATE,) + GENERAL_TEMPLATES
+    templates = (
+        TRAIN_IOI_TEMPLATES
+        + (HELD_OUT_TEMPLATE,)
+        + GENERAL_TEMPLATES
+        + INTERLUDES
+        + D_INTERLUDES
+        + ADVERSARIAL_INTERLUDES
+        + ("The former the latter",)
+    )
     return [_SLOT.sub("", t) for t in templates] + words

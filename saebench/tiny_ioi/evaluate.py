@@ -5,16 +5,20 @@ On a ``PromptSet`` from the IOI plugin, with ``logits_BV`` the next-token logits
 - accuracy = mean over prompts of [argmax_v logits_BV[b, v] = IO_b] (whole vocabulary);
 - mean LD = mean over prompts of logits_BV[b, IO_b] − logits_BV[b, S_b];
 - mean-ablation curve: for each layer l, mean LD when ``blocks.{l}.hook_resid_pre`` at END
-  is replaced by its mean over the prompts (the last entry: ``blocks.{n−1}.hook_resid_post``).
+  is replaced by its mean over the prompts (the last entry: ``blocks.{n−1}.hook_resid_post``);
+- counting-adversarial scores: accuracy and mean LD on SPEC-template prompts with two
+  ``ADVERSARIAL_INTERLUDES`` (never trained on) before the last clause, so IO is mentioned
+  at least three times and S twice: a model that answers "the name mentioned least" fails.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from saebench.task import PromptSet
-from saebench.tiny_ioi.corpus import HELD_OUT_TEMPLATE
+from saebench.tiny_ioi.corpus import ADVERSARIAL_INTERLUDES, HELD_OUT_TEMPLATE, ioi_prompt
 
 
 def end_logits(model, prompts: PromptSet, fwd_hooks: list | None = None) -> Tensor:
@@ -63,6 +67,38 @@ def mean_ablation_curve(model, prompts: PromptSet) -> dict[str, float]:
     return curve
 
 
+def counting_adversarial_prompts(tokenizer, n: int, seed: int) -> PromptSet:
+    """``n`` prompts from the SPEC templates with two adversarial interludes each.
+
+    Only ``tokens_BL``, ``positions["END"]``, ``answer_B`` (IO) and ``wrong_B`` (S) are
+    filled: enough for :func:`ioi_scores`.
+    """
+    from saebench_tasks.ioi import TEMPLATES
+
+    rng = np.random.default_rng([seed, 17])
+    rows, io_ids, s_ids, texts = [], [], [], []
+    for t in rng.integers(len(TEMPLATES), size=n):
+        text, io, s = ioi_prompt(TEMPLATES[t], rng, ("IO", "IO"), ADVERSARIAL_INTERLUDES)
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        rows.append([tokenizer.bos_token_id, *ids])
+        io_ids.append(tokenizer.encode(" " + io, add_special_tokens=False)[0])
+        s_ids.append(tokenizer.encode(" " + s, add_special_tokens=False)[0])
+        texts.append(text)
+    length = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    tokens_BL = torch.full((n, length), pad, dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens_BL[i, : len(row)] = torch.tensor(row)
+    return PromptSet(
+        tokens_BL=tokens_BL,
+        positions={"END": torch.tensor([len(r) - 1 for r in rows])},
+        attributes={},
+        answer_B=torch.tensor(io_ids),
+        wrong_B=torch.tensor(s_ids),
+        texts=texts,
+    )
+
+
 def measure(model, n: int = 1000, seed: int = 1) -> dict[str, object]:
     """The acceptance numbers: scores on the IOI plugin's ``test`` and ``train`` splits, on
     the held-out template (``test`` split), and the mean-ablation curve on ``test``."""
@@ -79,5 +115,7 @@ def measure(model, n: int = 1000, seed: int = 1) -> dict[str, object]:
     unseen = held_out.prompts("test", n, seed)
     out["held_out_template"] = ioi_scores(end_logits(model, unseen), unseen)
     out["held_out_template_text"] = HELD_OUT_TEMPLATE
+    adversarial = counting_adversarial_prompts(tokenizer, n, seed)
+    out["counting_adversarial"] = ioi_scores(end_logits(model, adversarial), adversarial)
     out["mean_ablation_end_test"] = mean_ablation_curve(model, test)
     return out

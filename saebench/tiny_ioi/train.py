@@ -4,7 +4,16 @@ The model is a GPT-2-style transformer (attention + MLP blocks, LayerNorm, learn
 trained by next-token cross-entropy on ``training_mixture`` texts, each one sequence
 ``<|bos|> text <|eos|>`` right-padded (padding is not in the loss):
 
-    loss = mean over non-pad targets t of −log softmax(logits_{t−1})[token_t]
+    loss = Σ_t w_t · −log softmax(logits_{t−1})[token_t] ÷ Σ_t w_t   over non-pad targets t
+
+with w_t = ``answer_weight`` on the IO answer of IOI-style texts and 1 elsewhere.
+
+A two-stage curriculum: the first ``plain_steps`` steps see IOI-style texts without
+interludes, where "the name mentioned once" is the answer and the model quickly learns to
+copy a name of the ``[A] and [B]`` pair; the rest see texts whose interludes make mention
+counts uninformative (see :mod:`saebench.tiny_ioi.corpus`), which turns counting into finding
+the last clause's subject and answering the *other* name. Trained on the second kind from the
+start, the same model stays at chance (≈ 0.5 between the two names) for 3000 steps.
 
 AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of the peak. Every
 random choice (weights, texts) comes from ``seed``, so retraining with the same seed and the
@@ -40,7 +49,7 @@ class TrainConfig:
 
     seed: int = 0
     """Seeds the weights and the training texts."""
-    steps: int = 2000
+    steps: int = 3000
     """Optimiser steps."""
     batch_size: int = 64
     """Texts per step."""
@@ -54,6 +63,13 @@ class TrainConfig:
     """AdamW decoupled weight decay (on weight matrices only)."""
     ioi_fraction: float = 0.8
     """Fraction of training texts that are IOI-style (the rest are general)."""
+    answer_weight: float = 5.0
+    """Loss weight of the IO answer token of IOI-style texts (every other target: 1)."""
+    plain_steps: int = 1000
+    """The first ``plain_steps`` steps train on IOI-style texts without interludes (a
+    curriculum: the pair and the last clause's subject first, counting-proof text after)."""
+    reference_fraction: float = 0.2
+    """Fraction of IOI-style texts naming S in the last clause as "the former"/"the latter"."""
     n_layers: int = 3
     """Transformer blocks."""
     d_model: int = 64
@@ -62,6 +78,9 @@ class TrainConfig:
     """Attention heads per block (``d_head = d_model / n_heads``)."""
     n_ctx: int = 64
     """Maximum sequence length."""
+    positional_embedding: str = "standard"
+    """``standard`` (learned absolute, GPT-2) or ``rotary`` (relative: attending to "the
+    most recent name" does not depend on where the sentence starts)."""
 
 
 def model_config(train_cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
@@ -79,7 +98,12 @@ def model_config(train_cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
         "n_ctx": train_cfg.n_ctx,
         "act_fn": "gelu",
         "normalization_type": "LN",
-        "positional_embedding_type": "standard",
+        "positional_embedding_type": train_cfg.positional_embedding,
+        **(
+            {"rotary_dim": train_cfg.d_model // train_cfg.n_heads}
+            if train_cfg.positional_embedding == "rotary"
+            else {}
+        ),
         "default_prepend_bos": True,
         "tokenizer_prepends_bos": True,
         "init_weights": False,
@@ -115,13 +139,29 @@ def encode_texts(tokenizer, texts: list[str], n_ctx: int) -> Tensor:
     return tokens_NL
 
 
-def lm_loss(logits_BLV: Tensor, tokens_BL: Tensor, pad_id: int) -> Tensor:
-    """Mean next-token cross-entropy over the non-pad targets."""
+def lm_loss(
+    logits_BLV: Tensor, tokens_BL: Tensor, pad_id: int, weights_BL: Tensor | None = None
+) -> Tensor:
+    """Weighted mean next-token cross-entropy over the non-pad targets:
+    Σ_t w_t·CE_t ÷ Σ_t w_t, with ``weights_BL[:, t]`` the weight of target token t (default 1)."""
     targets_BL = tokens_BL[:, 1:]
     logits = logits_BLV[:, :-1].reshape(-1, logits_BLV.shape[-1])
     losses = torch.nn.functional.cross_entropy(logits, targets_BL.reshape(-1), reduction="none")
-    mask = (targets_BL != pad_id).reshape(-1).float()
+    mask_BL = (targets_BL != pad_id).float()
+    if weights_BL is not None:
+        mask_BL = mask_BL * weights_BL[:, 1:]
+    mask = mask_BL.reshape(-1)
     return (losses * mask).sum() / mask.sum()
+
+
+def answer_weights(tokens_BL: Tensor, is_ioi_B: Tensor, pad_id: int, weight: float) -> Tensor:
+    """Per-token loss weights [B, L]: ``weight`` on the IO answer of IOI-style rows (the token
+    before the final full stop: ``<|bos|> ... to IO . <|eos|>``), 1 elsewhere."""
+    weights_BL = torch.ones(tokens_BL.shape)
+    lengths_B = (tokens_BL != pad_id).sum(1)
+    rows = torch.nonzero(is_ioi_B).flatten()
+    weights_BL[rows, lengths_B[rows] - 3] = weight
+    return weights_BL
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -166,14 +206,27 @@ def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
         lr=cfg.lr,
         betas=(0.9, 0.98),
     )
-    texts = training_mixture(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction)
+    n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
+    plain, plain_ioi_N = training_mixture(
+        n_plain, cfg.seed + 1, cfg.ioi_fraction, cfg.reference_fraction, interludes=False
+    )
+    texts, is_ioi_N = training_mixture(
+        cfg.steps * cfg.batch_size - n_plain, cfg.seed, cfg.ioi_fraction, cfg.reference_fraction
+    )
+    texts, is_ioi_N = plain + texts, np.concatenate([plain_ioi_N, is_ioi_N])
+    is_ioi_N = torch.as_tensor(is_ioi_N)
     losses = np.zeros(cfg.steps)
     for step in tqdm(range(cfg.steps), disable=not show_progress, desc="tiny-ioi"):
         batch = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
         tokens_BL = encode_texts(tokenizer, texts[batch], cfg.n_ctx)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        loss = lm_loss(model(tokens_BL), tokens_BL, tokenizer.pad_token_id)
+        weights_BL = None
+        if cfg.answer_weight != 1.0:
+            weights_BL = answer_weights(
+                tokens_BL, is_ioi_N[batch], tokenizer.pad_token_id, cfg.answer_weight
+            )
+        loss = lm_loss(model(tokens_BL), tokens_BL, tokenizer.pad_token_id, weights_BL)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -203,9 +256,9 @@ def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) 
     ``training.json`` (config, wall time, final loss, metrics). Returns that record."""
     from saebench.tiny_ioi.evaluate import measure
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model, tokenizer, model_cfg, losses = train_tiny_ioi(cfg, show_progress)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     save_tiny_ioi(model, tokenizer, model_cfg, out_dir)
     record = {
         "command": (
@@ -214,6 +267,7 @@ def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) 
         ),
         "train_config": asdict(cfg),
         "train_seconds": round(seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "final_loss": float(losses[-100:].mean()),
