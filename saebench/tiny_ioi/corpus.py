@@ -85,7 +85,9 @@ INTERLUDES: tuple[str, ...] = (
     "[X] was tired.",
 )
 """Sentences inserted before an IOI prompt's last clause in training, each mentioning one
-name ``[X]`` (IO or S) once (and maybe the third name ``[D]``)."""
+name ``[X]`` (IO or S) once. Known quirk of the shipped tokenizer: ``vocabulary_texts`` lists
+these without a leading space, so the sentence-initial " Everyone" is ``<|unk|>`` (the model
+was trained so; changing the list would change every token id)."""
 
 D_INTERLUDES: tuple[str, ...] = (
     "[D] was there too.",
@@ -94,13 +96,14 @@ D_INTERLUDES: tuple[str, ...] = (
 """Interludes that mention only the third name D."""
 
 ADVERSARIAL_INTERLUDES: tuple[str, ...] = (
-    "In the morning, [X] found a [OBJECT] at the [PLACE].",
-    "Yesterday, [X] went to the [PLACE] and bought a [OBJECT].",
+    "Then, [X] found a [OBJECT] at the [PLACE].",
     "Later, [X] said that the [PLACE] was closed.",
-    "When [X] came back from the [PLACE], [X] had a [OBJECT].",
+    "Then, [X] went to the [PLACE] and bought a [OBJECT].",
+    "Afterwards, [X] was happy and went home.",
 )
 """Interludes never used in training; with ``[X]`` = IO, two of them make IO the most
-mentioned name (general-sentence words in a place no training text puts them)."""
+mentioned name (general-sentence words, every one known to the tokenizer in this place, in
+sentences no training text puts before an IOI prompt's last clause)."""
 
 EXTRA_MENTIONS: dict[str, tuple[int, ...]] = {"IO": (0, 1, 2, 3), "S": (0, 1, 2), "D": (0,)}
 """Interludes per role in a training IOI prompt, each count drawn uniformly. Then

@@ -13,7 +13,7 @@ interludes, where "the name mentioned once" is the answer and the model quickly 
 copy a name of the ``[A] and [B]`` pair; the rest see texts whose interludes make mention
 counts uninformative (see :mod:`saebench.tiny_ioi.corpus`), which turns counting into finding
 the last clause's subject and answering the *other* name. Trained on the second kind from the
-start, the same model stays at chance (≈ 0.5 between the two names) for 3000 steps.
+start, the same model stayed at chance (≈ 0.5 between the two names) for 1000–2000 steps.
 
 AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of the peak. Every
 random choice (weights, texts) comes from ``seed``, so retraining with the same seed and the
