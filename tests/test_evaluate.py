@@ -88,8 +88,10 @@ def test_width_mismatch_is_a_clear_error(random_model, ioi_task):
 
 def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_sae_path():
     """On a model that does IOI, the residual stream at END carries the IO name: swapping
-    u_io,v for u_io,v' flips the prediction to the new name, and the greedy edit over the
-    supervised dictionary's latents finds that same two-latent edit."""
+    u_io,v for u_io,v' flips the prediction to the new name; through the SAE path, the
+    interpretation-aware edit with k = 1 (the top-F1 latent of v off, of v' on) is exactly that
+    swap, and the greedy edit, which targets the true a_cf − a (the swap plus context), comes
+    within a few prompts of it with two latents."""
     from saebench.model import load_model
     from saebench.task import load_task
 
@@ -101,7 +103,8 @@ def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_
     assert m["clean_accuracy"] > 0.9 and m["clean_logit_diff"] > 3
     assert m["noint_accuracy_io"] < 0.1  # the counterfactual patch changes the answer
     assert m["sup_edit_accuracy_io"] > 0.9
-    assert m["edit_accuracy_io_k2"] >= m["sup_edit_accuracy_io"] - 0.02
+    assert m["aware_edit_accuracy_io_k1"] == m["sup_edit_accuracy_io"]
+    assert m["edit_accuracy_io_k2"] >= m["sup_edit_accuracy_io"] - 0.05
     assert m["edit_accuracy_io_k1"] < 0.5  # one latent is not enough: u_v off or u_v' on
     assert m["sufficiency"] > 0.9 and m["necessity"] > 0.9
 
