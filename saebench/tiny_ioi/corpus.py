@@ -26,7 +26,7 @@ subject, not the SAE, so it sees both vocabulary halves).
 ['Afterwards, Sandra and Josh played a game with a snack.']
 >>> text, io, s = ioi_prompt(TEMPLATES[0], np.random.default_rng(0), mentions=("IO",))
 >>> text.split(". ")  # doctest: +NORMALIZE_WHITESPACE
-['Then, Max and Dawn had a long and really crazy argument', 'Later, Dawn saw Ken',
+['Then, Max and Dawn had a long and really crazy argument', 'Later, Dawn saw the station',
  'Afterwards, Max said to']
 >>> io, s
 ('Dawn', 'Max')
