@@ -53,7 +53,8 @@ def test_every_template_word_is_known_to_the_tokenizer(model):
     texts += ioi_style_corpus(50, seed=0, reference_fraction=1.0)
     for text in texts:
         # the one known gap (see INTERLUDES): " Everyone" opening an interlude
-        text = text.replace(" Everyone ", " Later ")
+        if " Everyone " in text:
+            continue
         assert tok.unk_token_id not in tok.encode(text, add_special_tokens=False), text
 
 
