@@ -50,7 +50,6 @@ def test_every_template_word_is_known_to_the_tokenizer(model):
     texts = ioi_style_corpus(50, seed=0) + general_corpus(50, seed=0)
     texts.append(ioi_prompt(HELD_OUT_TEMPLATE, np.random.default_rng(0))[0])
     texts += counting_adversarial_prompts(model.tokenizer, 50, seed=0).texts
-    texts += ioi_style_corpus(50, seed=0, reference_fraction=1.0)
     for text in texts:
         # the one known gap (see INTERLUDES): " Everyone" opening an interlude
         if " Everyone " in text:
