@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -110,8 +112,9 @@ def test_counting_adversarial_set_mentions_io_most_and_is_never_trained_on():
     ):
         assert (tokens_L == io_id).sum() >= 3 and (tokens_L == s_id).sum() == 2
     training = " ".join(ioi_style_corpus(2000, seed=0))
-    for sentence in ADVERSARIAL_INTERLUDES:
-        assert sentence.split("[X]")[1].split("[")[0] not in training, sentence
+    for sentence in ADVERSARIAL_INTERLUDES:  # slots filled by any one word
+        pattern = re.sub(r"\\\[[A-Z]+\\\]", r"\\w+", re.escape(sentence))
+        assert re.search(pattern, training) is None, sentence
 
 
 def test_in_training_text_mention_counts_do_not_give_the_answer_away():
