@@ -19,7 +19,7 @@ with the same settings):
 
 Each number is the one ``saebench run`` reports at that node (same prompts, seeds, fit and
 supervised-dictionary cache), because the same code computes it: :class:`NodeRunner` for the
-clean run and the resumed interventions, :func:`fit_supervised` for the dictionaries.
+clean run and the interventions, :func:`fit_supervised` for the dictionaries.
 
 Candidate nodes, for each requested position label: ``blocks.{l}.hook_resid_pre`` for every
 layer l and ``blocks.{n−1}.hook_resid_post`` (the runner resumes at the final block from its
@@ -28,8 +28,10 @@ layer l and ``blocks.{n−1}.hook_resid_post`` (the runner resumes at the final 
 ``v`` (``k`` and ``v`` have ``n_key_value_heads`` heads in grouped-query models).
 
 Work is shared per layer: one clean run reads all of the layer's nodes and keeps the residual
-stream the interventions resume from, and the fitting and counterfactual prompts (built once
-for the whole map) are read at all of the layer's nodes in one forward pass per batch.
+stream and the attention keys and values the interventions start from (each recomputes only
+positions p..END from the node's block on, :mod:`saebench.runner`), and the fitting and
+counterfactual prompts (built once for the whole map) are read at all of the layer's nodes in
+one forward pass per batch.
 """
 
 from __future__ import annotations
@@ -279,7 +281,8 @@ def causal_map(
     attribute, columns ``COLUMNS``, ``head`` a nullable integer (NA for whole-vector hooks).
 
     ``settings`` supplies ``n_prompts``, ``n_fit_prompts``, ``seed``, ``batch_size``,
-    ``cache_dir`` (of the supervised dictionaries, shared with ``saebench run``) and
+    ``cache_dir`` (of the supervised dictionaries, shared with ``saebench run``),
+    ``cache_budget_mb`` and ``prefix_cache`` (the clean run's key-value cache, per layer) and
     ``progress`` (a bar over nodes); default ``EvalSettings(n_prompts=500)``.
     """
     settings = settings if settings is not None else EvalSettings(n_prompts=500)
@@ -300,7 +303,16 @@ def causal_map(
     unfitted: dict[str, int] = {}
     bar = tqdm(total=len(nodes), desc="causal map", unit="node", disable=not settings.progress)
     for layer_nodes in by_layer.values():
-        clean = clean_run(model, task, layer_nodes, prompts, settings.batch_size, progress=False)
+        clean = clean_run(
+            model,
+            task,
+            layer_nodes,
+            prompts,
+            settings.batch_size,
+            progress=False,
+            cache_budget_mb=settings.cache_budget_mb,
+            prefix_cache=settings.prefix_cache,
+        )
         reads = _SharedReads(model, layer_nodes, settings.batch_size)
         for node in layer_nodes:
             bar.set_postfix_str(str(node), refresh=False)

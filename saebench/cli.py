@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
 from saebench.evaluate import DEFAULT_KS
 from saebench.run import DEFAULT_JSON_OUT, DEFAULT_LEADERBOARD
+from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 
 
 def _parse_ks(_ctx, _param, value: str) -> tuple[int, ...]:
@@ -38,12 +40,14 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option(
     "--sae",
-    "sae",
+    "saes",
     required=True,
+    multiple=True,
     help="SAE to score: a SAELens directory (cfg.json + sae_weights.safetensors), a "
     "dictionary_learning directory (ae.pt + config.json), a SAELens release id "
     "RELEASE/SAE_ID (needs sae-lens and network), or supervised:mean / "
-    "supervised:lstsq to score a supervised dictionary itself.",
+    "supervised:lstsq to score a supervised dictionary itself. Repeat to score several: "
+    "SAEs at the same node share the model, the clean run and every SAE-independent number.",
 )
 @click.option(
     "--task", default="ioi", show_default=True, help="Task plugin (see `saebench tasks`)."
@@ -130,46 +134,67 @@ def main(verbose: bool) -> None:
     help="Cache of fitted supervised dictionaries. Default: $SAEBENCH_CACHE or ~/.cache/saebench.",
 )
 @click.option("--no-cache", is_flag=True, help="Refit supervised dictionaries; cache nothing.")
+@click.option(
+    "--cache-budget",
+    "cache_budget_mb",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_CACHE_BUDGET_MB,
+    show_default=True,
+    help=CACHE_BUDGET_HELP,
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP
+)
 @click.option("--name", default=None, help="Display name of the SAE in the leaderboard.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(**options) -> None:
-    """Score one SAE on a task next to the supervised reference at the same node.
+def run(saes: tuple[str, ...], threads: int, **options) -> None:
+    """Score SAEs on a task next to the supervised reference at the same node.
 
-    Prints a table, writes a per-run JSON and upserts one leaderboard row.
+    Prints a table, writes a per-run JSON and upserts one leaderboard row per SAE.
     """
     from saebench.cache import default_cache_dir
     from saebench.leaderboard import LeaderboardError
     from saebench.model import ModelUnavailableError
     from saebench.report import render
-    from saebench.run import RunConfig
-    from saebench.run import run as run_one
+    from saebench.run import RunConfig, run_many
     from saebench.sae_io import SAELoadError
 
+    set_threads(threads)
     no_leaderboard = options.pop("no_leaderboard")
     no_cache = options.pop("no_cache")
     quiet = options.pop("quiet")
-    config = RunConfig(**options, progress=not quiet)
-    config.cache_dir = None if no_cache else (config.cache_dir or default_cache_dir())
-    if no_leaderboard:
-        config.leaderboard = None
+    saes = tuple(dict.fromkeys(saes))
+    if len(saes) > 1 and options["name"] is not None:
+        click.echo("error: --name names one SAE; drop it when scoring several", err=True)
+        sys.exit(2)
+    configs = []
+    for sae in saes:
+        config = RunConfig(sae=sae, **options, progress=not quiet)
+        config.cache_dir = None if no_cache else (config.cache_dir or default_cache_dir())
+        if no_leaderboard:
+            config.leaderboard = None
+        configs.append(config)
     try:
-        record = run_one(config)
+        records = run_many(configs)
     except (SAELoadError, ModelUnavailableError, LeaderboardError, ValueError, KeyError) as err:
         message = err.args[0] if err.args else str(err)
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
-    ident = record.identity
-    head = "" if ident["head"] is None else f"[{ident['head']}]"
-    title = (
-        f"{ident['sae_name']} on {ident['model']} / {ident['task']} at "
-        f"{ident['hook']}{head}@{ident['position']}"
-    )
-    attributes = [
-        k.removeprefix("noint_accuracy_") for k in record.metrics if k.startswith("noint_accuracy_")
-    ]
-    click.echo(render(record.metrics, attributes, list(config.ks), title))
-    for what, path in record.paths.items():
-        click.echo(f"{what}: {path}")
+    for record, config in zip(records, configs, strict=True):
+        ident = record.identity
+        head = "" if ident["head"] is None else f"[{ident['head']}]"
+        title = (
+            f"{ident['sae_name']} on {ident['model']} / {ident['task']} at "
+            f"{ident['hook']}{head}@{ident['position']}"
+        )
+        attributes = [
+            k.removeprefix("noint_accuracy_")
+            for k in record.metrics
+            if k.startswith("noint_accuracy_")
+        ]
+        click.echo(render(record.metrics, attributes, list(config.ks), title))
+        for what, path in record.paths.items():
+            click.echo(f"{what}: {path}")
 
 
 @main.command()
@@ -261,11 +286,15 @@ def run(**options) -> None:
     required=True,
     help="Directory to write the SAELens-format SAE to.",
 )
-def train(model_name: str, kind: str, out: Path, device: str, **options) -> None:
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP
+)
+def train(model_name: str, kind: str, out: Path, device: str, threads: int, **options) -> None:
     """Train an SAE (or build a reference baseline) at a node and save it for `saebench run`."""
     from saebench.model import ModelUnavailableError, load_model
     from saebench_baselines.build import BuildSpec, build
 
+    set_threads(threads)
     spec = BuildSpec(kind="standard" if kind == "relu" else kind, **options)
     if spec.kind in ("topk", "batchtopk") and spec.k is None:
         raise click.BadParameter("--k is required for topk and batchtopk", param_hint="--k")

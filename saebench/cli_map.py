@@ -20,6 +20,8 @@ from saebench.causal_map import (
     check_positions,
     parse_list,
 )
+from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
+from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 
 DEFAULT_OUT = "maps/{model}-{task}"
 
@@ -138,6 +140,17 @@ def _out_dir(template: str, model_name: str, task_name: str) -> Path:
     help="Directory for map.csv and heatmap.png ({model} and {task} are filled in).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP
+)
+@click.option(
+    "--cache-budget",
+    "cache_budget_mb",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_CACHE_BUDGET_MB,
+    show_default=True,
+    help=CACHE_BUDGET_HELP + " Kept per layer of the map, from that layer on.",
+)
 @click.option("--no-cache", is_flag=True, help="Refit supervised dictionaries; cache nothing.")
 @click.option(
     "--cache-dir",
@@ -160,6 +173,8 @@ def map_command(
     editable_min_sup: float,
     out: str,
     quiet: bool,
+    threads: int,
+    cache_budget_mb: float,
     no_cache: bool,
     cache_dir: Path | None,
 ) -> None:
@@ -187,6 +202,7 @@ def map_command(
         except ValueError as err:
             raise BadOption(str(err), param_hint="'--positions'") from err
     out_dir = _out_dir(out, model_name, task)
+    set_threads(threads)
 
     from saebench.cache import default_cache_dir
     from saebench.causal_map import causal_map, format_summary, write_map
@@ -201,6 +217,7 @@ def map_command(
         batch_size=batch_size,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         progress=not quiet,
+        cache_budget_mb=cache_budget_mb,
     )
     try:
         model = load_model(model_name, processing=None, device=device)

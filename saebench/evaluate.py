@@ -15,6 +15,12 @@
    every counterfactual value occurs;
 5. interpretability, per attribute: F1 coverage and the other summaries of
    :func:`saebench.interpretability.attribute_summary`.
+
+Steps 1–2, the supervised parts of 3–4, the counterfactual activations, ground truth and
+``noint_accuracy`` do not depend on the dictionary: :func:`prepare` computes them once into a
+:class:`NodeContext` and :func:`score` adds one dictionary's numbers, so :func:`evaluate_many`
+scores several dictionaries at a node for one preparation (``evaluate`` is ``prepare`` then
+``score``; the metrics are the same either way).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from tqdm.auto import tqdm
 from saebench import approximation, control, interpretability
 from saebench.cache import cached_supervised, model_fingerprint
 from saebench.node import Node
-from saebench.runner import NodeRunner
+from saebench.runner import DEFAULT_CACHE_BUDGET_MB, NodeRunner
 from saebench.supervised import FITTERS, SupervisedDictionary
 from saebench.task import Task
 
@@ -70,6 +76,11 @@ class EvalSettings:
     cache_dir: Path | None = None
     """Where fitted supervised dictionaries are cached; None disables the cache."""
     progress: bool = True
+    cache_budget_mb: float = DEFAULT_CACHE_BUDGET_MB
+    """Bound on the attention keys and values the clean run keeps for interventions (MB);
+    batches past it resume the whole sequence (see :mod:`saebench.runner`)."""
+    prefix_cache: bool = True
+    """Recompute only positions p..END per intervention (False: resume the whole sequence)."""
 
 
 @dataclass
@@ -153,40 +164,90 @@ def _approximation(
     }
 
 
-@torch.no_grad()
-def evaluate(
-    model,
-    task: Task,
-    node: Node,
-    dictionary,
-    settings: EvalSettings,
-    model_name: str = "",
-) -> EvalResult:
-    """Score ``dictionary`` at ``node`` (see the module docstring for what is measured).
+@dataclass
+class AttributeContext:
+    """The SAE-independent part of one attribute's control axis (SPEC §5) at a node."""
 
-    ``dictionary`` is an SAE (anything with ``encode``, ``decode``, ``active``, ``W_dec_FD``),
-    or ``"supervised:mean"`` / ``"supervised:lstsq"`` to score a supervised dictionary itself.
-    """
-    node.check(model)
+    cf_labels: dict[str, Tensor]
+    """Attribute labels of the counterfactual prompts [N] each."""
+    acts_cf_ND: Tensor
+    """The node's vectors on the counterfactual prompts, a_cf."""
+    target_N: Tensor
+    """Ground truth y_gt: argmax at END with a → a_cf."""
+    metrics: dict[str, float]
+    """``noint_accuracy_{a}``, ``sup_edit_accuracy_{a}``, ``sup_edit_magnitude_{a}``."""
+
+
+@dataclass
+class NodeContext:
+    """Everything ``score`` needs that does not depend on the dictionary scored, for one
+    (model, task, node, settings): built once by :func:`prepare`, shared by every dictionary
+    scored there (:func:`evaluate_many`)."""
+
+    model: Any
+    task: Task
+    node: Node
+    settings: EvalSettings
+    model_name: str
+    runner: NodeRunner
+    """The clean run of the evaluation prompts and the interventions at the node."""
+    sup: dict[str, SupervisedDictionary]
+    """The supervised ``mean`` and ``lstsq`` dictionaries at the node."""
+    acts_ND: Tensor
+    """Clean vectors a at the node (float)."""
+    labels: dict[str, Tensor]
+    """Attribute labels of the evaluation prompts [N] each."""
+    ld_meanabl_N: Tensor
+    """Metric with a → ā (the mean dictionary's bias)."""
+    head_metrics: dict[str, float]
+    """``clean_logit_diff``, ``clean_accuracy``, ``meanabl_logit_diff``."""
+    sup_metrics: dict[str, float]
+    """SPEC §4 of the supervised dictionaries (``sup_``, ``sup_lstsq_`` prefixes)."""
+    attributes: dict[str, AttributeContext]
+    details: dict[str, Any]
+    """``node`` and ``prompts_with_unfitted_values``."""
+
+
+def check_width(dictionary, node: Node, model) -> None:
+    """``ValueError`` unless ``dictionary`` (an SAE; supervised specs always fit) reads
+    vectors of the node's width."""
     width = node.width(model)
     if not isinstance(dictionary, str) and dictionary.d_in != width:
         raise ValueError(
             f"the dictionary reads {dictionary.d_in}-dim vectors but node {node} has width {width}"
         )
+
+
+@torch.no_grad()
+def prepare(
+    model,
+    task: Task,
+    node: Node,
+    settings: EvalSettings,
+    model_name: str = "",
+) -> NodeContext:
+    """The dictionary-independent work of scoring at ``node``: the clean run (with its prefix
+    key-value cache), the supervised fit, the mean ablation and the supervised dictionaries'
+    approximation metrics, and per attribute the counterfactual prompts and activations, the
+    ground truth, ``noint_accuracy`` and the supervised edit. 11 of the 49 interventions of a
+    default run."""
+    node.check(model)
     prompts = task.prompts("test", settings.n_prompts, settings.seed)
-    runner = NodeRunner(model, task, node, prompts, settings.batch_size, settings.progress)
+    runner = NodeRunner(
+        model,
+        task,
+        node,
+        prompts,
+        settings.batch_size,
+        settings.progress,
+        cache_budget_mb=settings.cache_budget_mb,
+        prefix_cache=settings.prefix_cache,
+    )
     sup = fit_supervised(runner, task, settings, model_name)
     sup_mean = sup["mean"]
-    if isinstance(dictionary, str):  # "supervised:mean" / "supervised:lstsq": score it as the SAE
-        dictionary = sup[dictionary.split(":", 1)[1]]
-    dictionary = dictionary.to(runner.device)
     acts_ND = runner.acts_ND.float()
     labels = {a: runner.prompts.attributes[a] for a in task.attributes}
     clean = runner.clean
-    metrics: dict[str, float] = {
-        "clean_logit_diff": clean.metric_N.mean().item(),
-        "clean_accuracy": control.agreement(clean.argmax_N, runner.prompts.answer_B),
-    }
     details: dict[str, Any] = {"node": str(node), "attributes": {}}
     unfitted = {
         a: int((~sup_mean.present_F[sup_mean.feature_index(a, labels[a])]).sum())
@@ -200,52 +261,128 @@ def evaluate(
             settings.n_fit_prompts,
             unfitted,
         )
-
     steps = tqdm(
-        total=2 + len(task.attributes), desc=f"scoring at {node}", disable=not settings.progress
+        total=1 + len(task.attributes), desc=f"preparing {node}", disable=not settings.progress
     )
     mean_D = sup_mean.bias_D
     ld_meanabl_N = runner.patched(mean_D.expand_as(acts_ND), desc="mean ablation").metric_N
-    metrics["meanabl_logit_diff"] = ld_meanabl_N.mean().item()
-    codes_NF = encode(dictionary, acts_ND, labels)
-    is_active_NF = active(dictionary, acts_ND, labels)
-    metrics.update(
-        _approximation(
-            "", runner, dictionary, acts_ND, mean_D, ld_meanabl_N, codes_NF, is_active_NF
-        )
-    )
+    head_metrics = {
+        "clean_logit_diff": clean.metric_N.mean().item(),
+        "clean_accuracy": control.agreement(clean.argmax_N, runner.prompts.answer_B),
+        "meanabl_logit_diff": ld_meanabl_N.mean().item(),
+    }
+    sup_metrics: dict[str, float] = {}
     for kind, prefix in (("mean", "sup_"), ("lstsq", "sup_lstsq_")):
         d = sup[kind]
         d_codes = d.encode(acts_ND, labels)
         full = _approximation(
             prefix, runner, d, acts_ND, mean_D, ld_meanabl_N, d_codes, d_codes > 0
         )
-        metrics.update({k: v for k, v in full.items() if not k.endswith(("l0", "dead_fraction"))})
-    steps.update(2)
+        sup_metrics.update(
+            {k: v for k, v in full.items() if not k.endswith(("l0", "dead_fraction"))}
+        )
+    steps.update(1)
 
-    W_dec_FD = dictionary.W_dec_FD.float()
-    weights_NF = control.edit_weights(codes_NF, W_dec_FD)
     sup_codes_NF = sup_mean.encode(acts_ND, labels)
     sup_weights_NF = control.edit_weights(sup_codes_NF, sup_mean.features_FD)
+    attributes = {}
     for i, attr in enumerate(task.attributes):
-        n_values = len(task.attribute_values(attr))
         cf_prompts = task.counterfactual(
             runner.prompts, attr, counterfactual_seed(settings.seed, i)
         )
         cf_labels = {a: cf_prompts.attributes[a] for a in task.attributes}
         acts_cf_ND = runner.activations(cf_prompts, desc=f"counterfactual {attr}").float()
         target_N = runner.patched(acts_cf_ND, desc=f"ground truth {attr}").argmax_N
-        acc_noint = control.agreement(clean.argmax_N, target_N)
-        metrics[f"noint_accuracy_{attr}"] = acc_noint
-
         old_N, new_N = labels[attr], cf_labels[attr]
         sup_edit_ND = sup_mean.edit(acts_ND, attr, old_N, new_N)
-        acc_sup = control.agreement(runner.patched(sup_edit_ND).argmax_N, target_N)
-        metrics[f"sup_edit_accuracy_{attr}"] = acc_sup
         removed = sup_mean.feature_index(attr, old_N)
-        metrics[f"sup_edit_magnitude_{attr}"] = (
-            sup_weights_NF.gather(1, removed[:, None]).mean().item()
+        attributes[attr] = AttributeContext(
+            cf_labels=cf_labels,
+            acts_cf_ND=acts_cf_ND,
+            target_N=target_N,
+            metrics={
+                f"noint_accuracy_{attr}": control.agreement(clean.argmax_N, target_N),
+                f"sup_edit_accuracy_{attr}": control.agreement(
+                    runner.patched(sup_edit_ND).argmax_N, target_N
+                ),
+                f"sup_edit_magnitude_{attr}": (
+                    sup_weights_NF.gather(1, removed[:, None]).mean().item()
+                ),
+            },
         )
+        steps.update(1)
+    steps.close()
+    return NodeContext(
+        model=model,
+        task=task,
+        node=node,
+        settings=settings,
+        model_name=model_name,
+        runner=runner,
+        sup=sup,
+        acts_ND=acts_ND,
+        labels=labels,
+        ld_meanabl_N=ld_meanabl_N,
+        head_metrics=head_metrics,
+        sup_metrics=sup_metrics,
+        attributes=attributes,
+        details=details,
+    )
+
+
+@torch.no_grad()
+def score(context: NodeContext, dictionary) -> EvalResult:
+    """Score ``dictionary`` at the context's node: everything that depends on it (its codes,
+    SPEC §4 approximation, the greedy and aware edits at each k, SPEC §6 interpretability),
+    next to the context's shared numbers. 38 of the 49 interventions of a default run.
+
+    ``dictionary`` is an SAE (anything with ``encode``, ``decode``, ``active``, ``W_dec_FD``),
+    or ``"supervised:mean"`` / ``"supervised:lstsq"`` to score a supervised dictionary itself.
+    """
+    check_width(dictionary, context.node, context.model)
+    task, settings, runner = context.task, context.settings, context.runner
+    sup_mean = context.sup["mean"]
+    if isinstance(dictionary, str):  # "supervised:mean" / "supervised:lstsq": score it as the SAE
+        dictionary = context.sup[dictionary.split(":", 1)[1]]
+    dictionary = dictionary.to(runner.device)
+    acts_ND, labels = context.acts_ND, context.labels
+    metrics: dict[str, float] = dict(context.head_metrics)
+    details: dict[str, Any] = {
+        "node": context.details["node"],
+        "attributes": {},
+        "prompts_with_unfitted_values": dict(context.details["prompts_with_unfitted_values"]),
+    }
+    steps = tqdm(
+        total=1 + len(task.attributes),
+        desc=f"scoring at {context.node}",
+        disable=not settings.progress,
+    )
+    codes_NF = encode(dictionary, acts_ND, labels)
+    is_active_NF = active(dictionary, acts_ND, labels)
+    metrics.update(
+        _approximation(
+            "",
+            runner,
+            dictionary,
+            acts_ND,
+            sup_mean.bias_D,
+            context.ld_meanabl_N,
+            codes_NF,
+            is_active_NF,
+        )
+    )
+    metrics.update(context.sup_metrics)
+    steps.update(1)
+
+    W_dec_FD = dictionary.W_dec_FD.float()
+    weights_NF = control.edit_weights(codes_NF, W_dec_FD)
+    for attr, shared in context.attributes.items():
+        n_values = len(task.attribute_values(attr))
+        acts_cf_ND, cf_labels, target_N = shared.acts_cf_ND, shared.cf_labels, shared.target_N
+        metrics.update(shared.metrics)
+        acc_noint = shared.metrics[f"noint_accuracy_{attr}"]
+        acc_sup = shared.metrics[f"sup_edit_accuracy_{attr}"]
+        old_N, new_N = labels[attr], cf_labels[attr]
 
         codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
         greedy = control.greedy_edit(
@@ -258,6 +395,7 @@ def evaluate(
             torch.cat([old_N, new_N]),
             n_values,
         )[2]
+        aware = control.aware_edits(codes_NF, codes_cf_NF, f1_FV, old_N, new_N, list(settings.ks))
         for k in settings.ks:
             shift_ND, chosen_NF = greedy[k]
             new_codes_NF = torch.where(chosen_NF, codes_cf_NF, codes_NF)
@@ -269,7 +407,7 @@ def evaluate(
             metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
                 acc, acc_noint, acc_sup
             )
-            aware_NF = control.aware_edit(codes_NF, codes_cf_NF, f1_FV, old_N, new_N, k)
+            aware_NF = aware[k]
             aware_ND = acts_ND + (aware_NF - codes_NF) @ W_dec_FD
             metrics[f"aware_edit_accuracy_{attr}_k{k}"] = control.agreement(
                 runner.patched(aware_ND).argmax_N, target_N
@@ -292,3 +430,41 @@ def evaluate(
         steps.update(1)
     steps.close()
     return EvalResult(metrics=metrics, details=details)
+
+
+def evaluate(
+    model,
+    task: Task,
+    node: Node,
+    dictionary,
+    settings: EvalSettings,
+    model_name: str = "",
+) -> EvalResult:
+    """Score ``dictionary`` at ``node`` (see the module docstring for what is measured):
+    :func:`prepare` then :func:`score`.
+
+    ``dictionary`` is an SAE (anything with ``encode``, ``decode``, ``active``, ``W_dec_FD``),
+    or ``"supervised:mean"`` / ``"supervised:lstsq"`` to score a supervised dictionary itself.
+    """
+    return evaluate_many(model, task, node, [dictionary], settings, model_name)[0]
+
+
+def evaluate_many(
+    model,
+    task: Task,
+    node: Node,
+    dictionaries: list,
+    settings: EvalSettings,
+    model_name: str = "",
+) -> list[EvalResult]:
+    """Score every dictionary at ``node`` on one shared :func:`prepare`: each result equals
+    ``evaluate`` of that dictionary alone, metric for metric, and each extra dictionary costs
+    only its own :func:`score` (its 38 interventions, codes, edits and F1 tables).
+
+    Widths are checked for all dictionaries before any work starts.
+    """
+    node.check(model)
+    for dictionary in dictionaries:
+        check_width(dictionary, node, model)
+    context = prepare(model, task, node, settings, model_name)
+    return [score(context, dictionary) for dictionary in dictionaries]

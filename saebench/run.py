@@ -1,7 +1,9 @@
 """One ``saebench run``: resolve the SAE, model, task and node, score, and record the result.
 
 The record is a JSON (config, library versions, git commit, every metric, per-attribute
-detail) and one leaderboard row (see :mod:`saebench.leaderboard.schema`).
+detail) and one leaderboard row (see :mod:`saebench.leaderboard.schema`). :func:`run_many`
+scores several SAEs in one process: one model load per model, and one
+:func:`saebench.evaluate.prepare` per node (the SAE-independent work), shared by its SAEs.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from saebench import __version__
-from saebench.evaluate import DEFAULT_KS, EvalResult, EvalSettings, evaluate
+from saebench.evaluate import DEFAULT_KS, EvalResult, EvalSettings, evaluate_many
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
+from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 from saebench.sae import SAE
 from saebench.sae_io import load_sae
 from saebench.task import load_task
@@ -58,6 +61,8 @@ class RunConfig:
     """Per-run JSON; ``{model}``, ``{task}``, ``{sae}`` and ``{node}`` are filled in."""
     cache_dir: Path | None = None
     progress: bool = True
+    cache_budget_mb: float = DEFAULT_CACHE_BUDGET_MB
+    """Bound on the clean run's attention keys and values (MB), see :mod:`saebench.runner`."""
     name: str | None = None
     architecture: str | None = None
     data_source: str | None = None
@@ -149,15 +154,9 @@ def identity_of(
     }
 
 
-def run(config: RunConfig) -> RunRecord:
-    """Score one dictionary; write its JSON and leaderboard row when asked."""
-    dictionary, model_name, processing, node = resolve(config)
-    paths = output_paths(config, model_name, node)
-    model = load_model(model_name, processing, device=config.device)
-    # prompts start with BOS as the SAE saw in training (SAELens ``prepend_bos``)
-    bos = prepends_bos(model) if isinstance(dictionary, str) else dictionary.meta.prepend_bos
-    task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
-    settings = EvalSettings(
+def settings_of(config: RunConfig) -> EvalSettings:
+    """The scorer's settings from a run's config."""
+    return EvalSettings(
         n_prompts=config.n_prompts,
         n_fit_prompts=config.n_fit_prompts,
         ks=tuple(config.ks),
@@ -166,8 +165,93 @@ def run(config: RunConfig) -> RunRecord:
         tau=config.tau,
         cache_dir=config.cache_dir,
         progress=config.progress,
+        cache_budget_mb=config.cache_budget_mb,
     )
-    result: EvalResult = evaluate(model, task, node, dictionary, settings, model_name=model_name)
+
+
+def run(config: RunConfig) -> RunRecord:
+    """Score one dictionary; write its JSON and leaderboard row when asked."""
+    return run_many([config])[0]
+
+
+def run_many(configs: list[RunConfig]) -> list[RunRecord]:
+    """Score several dictionaries; write each one's JSON and leaderboard row when asked.
+
+    Every SAE is resolved and every output path checked before any work starts. Runs that
+    share the model (name, processing, device), task, prompt BOS, node and scorer settings
+    are scored together by :func:`saebench.evaluate.evaluate_many`, so their clean run,
+    supervised fit, counterfactual activations and supervised interventions are computed
+    once; each record is exactly what :func:`run` alone gives. Records come back in the
+    order of ``configs``; each group's are written as soon as it is scored.
+    """
+    jobs = []
+    for config in configs:
+        dictionary, model_name, processing, node = resolve(config)
+        jobs.append((config, dictionary, model_name, processing, node))
+    paths = [output_paths(config, model_name, node) for config, _, model_name, _, node in jobs]
+    seen: dict[str, str] = {}
+    for (config, *_), job_paths in zip(jobs, paths, strict=True):
+        json_path = job_paths.get("json")
+        if json_path is not None and seen.setdefault(json_path, config.sae) != config.sae:
+            raise ValueError(
+                f"{seen[json_path]} and {config.sae} would both write {json_path}: put {{sae}} "
+                f"in --json-out"
+            )
+
+    groups: dict[str, list[int]] = {}
+    for i, (config, dictionary, model_name, processing, node) in enumerate(jobs):
+        # prompts start with BOS as the SAE saw in training (SAELens ``prepend_bos``)
+        bos = None if isinstance(dictionary, str) else dictionary.meta.prepend_bos
+        key = json.dumps(
+            [
+                model_name,
+                effective_processing(model_name, processing),
+                config.device,
+                config.task,
+                bos,
+                str(node),
+                asdict(settings_of(config)),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        groups.setdefault(key, []).append(i)
+
+    models: dict[str, Any] = {}
+    records: list[RunRecord | None] = [None] * len(jobs)
+    for members in groups.values():
+        config, first, model_name, processing, node = jobs[members[0]]
+        model_key = json.dumps(
+            [model_name, effective_processing(model_name, processing), config.device]
+        )
+        if model_key not in models:
+            models[model_key] = load_model(model_name, processing, device=config.device)
+        model = models[model_key]
+        bos = prepends_bos(model) if isinstance(first, str) else first.meta.prepend_bos
+        task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
+        results = evaluate_many(
+            model,
+            task,
+            node,
+            [jobs[i][1] for i in members],
+            settings_of(config),
+            model_name=model_name,
+        )
+        for i, result in zip(members, results, strict=True):
+            records[i] = _record(*jobs[i], result, paths[i])
+    return [record for record in records if record is not None]
+
+
+def _record(
+    config: RunConfig,
+    dictionary,
+    model_name: str,
+    processing: dict | None,
+    node: Node,
+    result: EvalResult,
+    paths: dict[str, str],
+) -> RunRecord:
+    """The run's record, written to its JSON and leaderboard row (as ``paths`` say)."""
     record = RunRecord(
         config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         identity=identity_of(dictionary, config, model_name, processing, node),

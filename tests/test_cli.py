@@ -138,6 +138,8 @@ def test_tasks_lists_ioi_and_help_documents_every_flag():
         "--batch-size",
         "--leaderboard",
         "--json-out",
+        "--threads",
+        "--cache-budget",
     ):
         assert flag in help_text
 
@@ -151,3 +153,42 @@ def test_a_bad_output_path_template_fails_before_any_work(sae_dir, tmp_path, mon
         main, ["run", "--sae", str(sae_dir), "--json-out", str(tmp_path / "{oops}.json")]
     )
     assert result.exit_code == 2 and "{oops}" in result.output
+
+
+def test_several_saes_in_one_run_each_score_as_alone(sae_dir, tmp_path):
+    other = write_sae(tmp_path / "other-sae", seed=1)
+    common = ["--n-prompts", "40", "--n-fit-prompts", "300", "--k", "1,2", "--no-cache"]
+    common += ["--quiet", "--threads", "1"]
+    csv = tmp_path / "lb.csv"
+    both = run_cli(
+        ["run", "--sae", str(sae_dir), "--sae", str(other), *common]
+        + ["--leaderboard", str(csv), "--json-out", str(tmp_path / "{sae}.json")]
+    )
+    assert both.exit_code == 0, both.output
+    assert both.output.count("sufficiency") == 2
+    assert sorted(pd.read_csv(csv)["sae_name"]) == ["my-sae", "other-sae"]
+    alone = run_cli(
+        ["run", "--sae", str(other), *common, "--no-leaderboard"]
+        + ["--json-out", str(tmp_path / "alone.json")]
+    )
+    assert alone.exit_code == 0, alone.output
+    shared = json.loads((tmp_path / "other-sae.json").read_text())["metrics"]
+    single = json.loads((tmp_path / "alone.json").read_text())["metrics"]
+    assert shared.keys() == single.keys()
+    for name, value in single.items():
+        assert shared[name] == value or (value != value and shared[name] != shared[name]), name
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--name", "x"], "--name names one SAE"),
+        (["--json-out", "one.json"], "would both write one.json"),
+    ],
+)
+def test_several_saes_need_distinct_names_and_json_paths(sae_dir, tmp_path, extra, expected):
+    other = write_sae(tmp_path / "other-sae", seed=1)
+    result = CliRunner().invoke(
+        main, ["run", "--sae", str(sae_dir), "--sae", str(other), "--no-leaderboard", *extra]
+    )
+    assert result.exit_code == 2 and expected in result.output

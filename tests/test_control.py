@@ -107,3 +107,42 @@ def test_edit_weights_sum_to_one_and_magnitude_counts_removed_latents():
 def test_normalised_edit_score():
     assert normalised_edit_score(0.7, 0.5, 0.9) == pytest.approx(0.5)
     assert normalised_edit_score(0.9, 0.5, 0.9) == pytest.approx(1.0)
+
+
+def test_greedy_edit_does_not_depend_on_chunking_or_prompt_order():
+    """Prompts are grouped by their number m of changed latents and each group is padded to
+    its own largest m; every prompt's greedy run reads only its own row, so any chunking and
+    any order of the prompts give bit-identical edits."""
+    g = torch.Generator().manual_seed(2)
+    n, f, d = 40, 300, 24
+    W_dec_FD = torch.randn(f, d, generator=g)
+    m_N = torch.randint(0, 60, (n,), generator=g)
+    delta_NF = torch.zeros(n, f)
+    for p in range(n):
+        idx = torch.randperm(f, generator=g)[: m_N[p]]
+        delta_NF[p, idx] = torch.randn(len(idx), generator=g)
+    diff_ND = delta_NF @ W_dec_FD * 0.7 + torch.randn(n, d, generator=g)
+    ks = [1, 3, 8]
+    reference = greedy_edit(diff_ND, delta_NF, W_dec_FD, ks, chunk=n, max_elements=2**40)
+    perm = torch.randperm(n, generator=g)
+    variants = [
+        greedy_edit(diff_ND, delta_NF, W_dec_FD, ks),
+        greedy_edit(diff_ND, delta_NF, W_dec_FD, ks, chunk=1),
+        greedy_edit(diff_ND, delta_NF, W_dec_FD, ks, chunk=7, max_elements=1),
+    ]
+    permuted = greedy_edit(diff_ND[perm], delta_NF[perm], W_dec_FD, ks, chunk=5)
+    for k in ks:
+        for out in variants:
+            assert torch.equal(out[k][0], reference[k][0])
+            assert torch.equal(out[k][1], reference[k][1])
+        assert torch.equal(permuted[k][0], reference[k][0][perm])
+        assert torch.equal(permuted[k][1], reference[k][1][perm])
+    # and each edit is still the literal greedy of SPEC §5
+    for p in range(0, n, 9):
+        expected = brute_force_greedy(
+            diff_ND[p].double(), delta_NF[p].double(), W_dec_FD.double(), 3
+        )
+        got = reference[3][0][p].double()
+        assert (got - diff_ND[p]).norm().item() == pytest.approx(
+            (expected - diff_ND[p]).norm().item(), abs=1e-4
+        )

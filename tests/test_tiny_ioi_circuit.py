@@ -56,9 +56,7 @@ def test_map_covers_every_layer_head_and_attribute_of_the_shipped_model(causal_m
 
 
 @pytest.mark.parametrize("attribute", REQUIRED)
-def test_each_attribute_is_causal_and_editable_at_a_shipped_leaderboard_node(
-    causal_map, attribute
-):
+def test_each_attribute_is_causal_and_editable_at_a_shipped_leaderboard_node(causal_map, attribute):
     shipped = _shipped_nodes()
     rows = causal_map[causal_map["attribute"] == attribute]
     good = [
