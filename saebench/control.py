@@ -12,7 +12,7 @@ prompts whose argmax under the edit equals y_gt; the **normalised score** is
 - **Interpretation-aware edit** (:func:`aware_edit`): with F1 scores of each latent for each
   value, zero the top-k *active* latents for the clean value v and set the top-k latents for
   the counterfactual value v′ to their counterfactual coefficients f_j(a_cf) (only latents
-  with F1 > 0 are used); a_edit = a + Σ_j (f′_j − f_j) d_j.
+  with F1 > 0 are used; ties in F1 go to the lower latent index); a_edit = a + Σ_j (f′_j − f_j) d_j.
 - **Edit magnitude** (:func:`edit_weights`): with â − b_dec = Σ_i f_i d_i,
   weight(i) = (f_i d_i)ᵀ(â − b_dec) ÷ ‖â − b_dec‖²; an edit's magnitude is the summed weight
   of the latents it removes: those active in the clean codes whose coefficient the edit
@@ -159,17 +159,27 @@ def aware_edits(
 
     Prompt p's clean ranking is F1(j, v_p) over its active latents (0 elsewhere), its
     counterfactual ranking F1(j, v′_p) over all latents; each k takes the top k of each
-    (only scores > 0) and returns f′ [N, F].
+    (only scores > 0) and returns f′ [N, F]. Ties in F1 (common: F1 is a ratio of small
+    counts) go to the lower latent index, as in
+    :func:`saebench.interpretability.rank_latents_for_value`: a stable descending sort.
+
+    >>> f1_FV = torch.tensor([[0.5, 0.0], [0.5, 0.0], [0.0, 0.9], [0.0, 0.9]])
+    >>> codes, codes_cf = torch.tensor([[1.0, 1.0, 0, 0]]), torch.tensor([[0, 0, 2.0, 3.0]])
+    >>> aware_edits(codes, codes_cf, f1_FV, torch.tensor([0]), torch.tensor([1]), [1])[1]
+    tensor([[0., 1., 2., 0.]])
     """
     rows = torch.arange(codes_NF.shape[0], device=codes_NF.device)[:, None]
     score_clean_NF = f1_FV[:, value_N].T.masked_fill(codes_NF <= 0, 0.0)
     score_cf_NF = f1_FV[:, value_cf_N].T
+    k_max = min(max(ks), codes_NF.shape[1])
+    sorted_clean_NF, order_clean_NF = score_clean_NF.sort(dim=1, descending=True, stable=True)
+    sorted_cf_NF, order_cf_NF = score_cf_NF.sort(dim=1, descending=True, stable=True)
     zeros_NF = torch.zeros_like(codes_NF)
     out = {}
     for k in ks:
-        k_eff = min(k, codes_NF.shape[1])
-        top_clean, remove_NK = score_clean_NF.topk(k_eff, dim=1)
-        top_cf, add_NK = score_cf_NF.topk(k_eff, dim=1)
+        k_eff = min(k, k_max)
+        top_clean, remove_NK = sorted_clean_NF[:, :k_eff], order_clean_NF[:, :k_eff]
+        top_cf, add_NK = sorted_cf_NF[:, :k_eff], order_cf_NF[:, :k_eff]
         new_NF = codes_NF.clone()
         remove_NK = torch.where(top_clean > 0, remove_NK, -1)
         add_NK = torch.where(top_cf > 0, add_NK, -1)

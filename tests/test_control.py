@@ -9,6 +9,7 @@ import torch
 
 from saebench.control import (
     aware_edit,
+    aware_edits,
     edit_magnitude,
     edit_weights,
     greedy_edit,
@@ -146,3 +147,38 @@ def test_greedy_edit_does_not_depend_on_chunking_or_prompt_order():
         assert (got - diff_ND[p]).norm().item() == pytest.approx(
             (expected - diff_ND[p]).norm().item(), abs=1e-4
         )
+
+
+def reference_aware_edit(codes_F, codes_cf_F, f1_FV, v, v_cf, k):
+    """SPEC §5 aware edit for one prompt, ranking with ties to the lower latent index."""
+    new_F = codes_F.clone()
+    clean = [(-f1_FV[j, v].item(), j) for j in range(len(codes_F)) if codes_F[j] > 0]
+    for score, j in sorted(clean)[:k]:
+        if -score > 0:
+            new_F[j] = 0.0
+    for score, j in sorted((-f1_FV[j, v_cf].item(), j) for j in range(len(codes_F)))[:k]:
+        if -score > 0:
+            new_F[j] = codes_cf_F[j]
+    return new_F
+
+
+def test_aware_edit_breaks_f1_ties_by_the_lower_latent_index():
+    """F1 is a ratio of small counts, so ties are common: with F1 drawn from three levels
+    over 600 latents, every prompt's top-k has ties at its boundary, and the edit must take
+    the lowest-index latents among them (the rule of ``rank_latents_for_value``)."""
+    g = torch.Generator().manual_seed(3)
+    n, f, v = 30, 600, 4
+    f1_FV = torch.tensor([0.0, 0.25, 0.5])[torch.randint(0, 3, (f, v), generator=g)].double()
+    codes_NF = torch.rand(n, f, generator=g) * (torch.rand(n, f, generator=g) < 0.3)
+    codes_cf_NF = torch.rand(n, f, generator=g) * (torch.rand(n, f, generator=g) < 0.3)
+    value_N = torch.randint(0, v, (n,), generator=g)
+    value_cf_N = (value_N + 1) % v
+    ks = [1, 5, 40]
+    got = aware_edits(codes_NF, codes_cf_NF, f1_FV, value_N, value_cf_N, ks)
+    for k in ks:
+        assert torch.equal(got[k], aware_edit(codes_NF, codes_cf_NF, f1_FV, value_N, value_cf_N, k))
+        for p in range(n):
+            expected = reference_aware_edit(
+                codes_NF[p], codes_cf_NF[p], f1_FV, value_N[p].item(), value_cf_N[p].item(), k
+            )
+            assert torch.equal(got[k][p], expected), (k, p)
