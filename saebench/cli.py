@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
-from saebench.evaluate import DEFAULT_KS
+from saebench.evaluate import DEFAULT_KS, DEFAULT_N_FIT_PROMPTS
 from saebench.run import DEFAULT_JSON_OUT, DEFAULT_LEADERBOARD
 from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 
@@ -86,7 +86,7 @@ def main(verbose: bool) -> None:
 @click.option(
     "--n-fit-prompts",
     type=click.IntRange(min=10),
-    default=2000,
+    default=DEFAULT_N_FIT_PROMPTS,
     show_default=True,
     help="Prompts the supervised dictionaries are fitted on (same split, other seed).",
 )

@@ -21,6 +21,7 @@ from saebench.causal_map import (
     parse_list,
 )
 from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
+from saebench.evaluate import DEFAULT_N_FIT_PROMPTS
 from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 
 DEFAULT_OUT = "maps/{model}-{task}"
@@ -97,7 +98,7 @@ def _out_dir(template: str, model_name: str, task_name: str) -> Path:
 @click.option(
     "--n-fit-prompts",
     type=click.IntRange(min=10),
-    default=2000,
+    default=DEFAULT_N_FIT_PROMPTS,
     show_default=True,
     help="Prompts the supervised mean dictionary (ā for mean ablation, u_{i,v} for the "
     "edit a - u_v + u_v') is fitted on at each node (same split, other seed).",

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from saebench import __version__
-from saebench.evaluate import DEFAULT_KS, EvalResult, EvalSettings, evaluate_many
+from saebench.evaluate import (
+    DEFAULT_KS,
+    DEFAULT_N_FIT_PROMPTS,
+    EvalResult,
+    EvalSettings,
+    evaluate_many,
+)
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
 from saebench.runner import DEFAULT_CACHE_BUDGET_MB
@@ -49,7 +55,7 @@ class RunConfig:
     head: int | None = None
     position: str = "END"
     n_prompts: int = 1000
-    n_fit_prompts: int = 2000
+    n_fit_prompts: int = DEFAULT_N_FIT_PROMPTS
     ks: tuple[int, ...] = DEFAULT_KS
     seed: int = 0
     device: str = "cpu"
