@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
 from saebench.evaluate import DEFAULT_KS, DEFAULT_N_FIT_PROMPTS
 from saebench.run import DEFAULT_JSON_OUT, DEFAULT_LEADERBOARD
 from saebench.runner import DEFAULT_CACHE_BUDGET_MB
+
+if TYPE_CHECKING:
+    from saebench.run import Outcome
 
 
 def _parse_ks(_ctx, _param, value: str) -> tuple[int, ...]:
@@ -44,10 +48,13 @@ def main(verbose: bool) -> None:
     required=True,
     multiple=True,
     help="SAE to score: a SAELens directory (cfg.json + sae_weights.safetensors), a "
-    "dictionary_learning directory (ae.pt + config.json), a SAELens release id "
-    "RELEASE/SAE_ID (needs sae-lens and network), or supervised:mean / "
-    "supervised:lstsq to score a supervised dictionary itself. Repeat to score several: "
-    "SAEs at the same node share the model, the clean run and every SAE-independent number.",
+    "dictionary_learning directory (ae.pt + config.json) or checkpoint (checkpoints/ae_N.pt), "
+    "a SAELens release id RELEASE/SAE_ID (needs sae-lens and network), or supervised:mean / "
+    "supervised:lstsq to score a supervised dictionary itself. A folder holding several SAEs "
+    "(e.g. a dictionary_learning trainSAE output trainer_0/ ... trainer_N/) or a glob (quote "
+    "it: 'sweep/*/trainer_*') scores every SAE in it, each named by its path "
+    "(trainSAE-dir/trainer_3). Repeat to score several: SAEs at the same node share the "
+    "model, the clean run and every SAE-independent number.",
 )
 @click.option(
     "--task", default="ioi", show_default=True, help="Task plugin (see `saebench tasks`)."
@@ -146,55 +153,106 @@ def main(verbose: bool) -> None:
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP
 )
 @click.option("--name", default=None, help="Display name of the SAE in the leaderboard.")
+@click.option(
+    "--skip-existing/--no-skip-existing",
+    default=None,
+    help="Skip, before any work, an SAE whose leaderboard row at this node was computed with "
+    "the same settings (n-prompts, n-fit-prompts, seed, k, tau, task version). Default: on "
+    "when a leaderboard is written.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Score every SAE even when its row exists, and replace a row of the same SAE and "
+    "node computed with other settings (without it such an SAE fails before any work, "
+    "and its old row is kept).",
+)
+@click.option(
+    "--checkpoints",
+    is_flag=True,
+    help="In folders given to --sae, also score dictionary_learning checkpoints "
+    "(TRAINER/checkpoints/ae_N.pt, named TRAINER/ae_N).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(saes: tuple[str, ...], threads: int, **options) -> None:
     """Score SAEs on a task next to the supervised reference at the same node.
 
-    Prints a table, writes a per-run JSON and upserts one leaderboard row per SAE.
+    Prints a table, writes a per-run JSON and upserts one leaderboard row per SAE. An SAE that
+    fails is reported on one line and the others still finish. Exit code 0 when every SAE
+    was scored or skipped; 1 when some of several failed; 2 when the call could not start
+    (bad options) or its only SAE failed.
     """
     from saebench.cache import default_cache_dir
-    from saebench.leaderboard import LeaderboardError
-    from saebench.model import ModelUnavailableError
-    from saebench.report import render
-    from saebench.run import RunConfig, run_many
-    from saebench.sae_io import SAELoadError
+    from saebench.discover import expand
+    from saebench.run import Outcome, RunConfig, run_outcomes
 
     set_threads(threads)
     no_leaderboard = options.pop("no_leaderboard")
     no_cache = options.pop("no_cache")
     quiet = options.pop("quiet")
-    saes = tuple(dict.fromkeys(saes))
-    if len(saes) > 1 and options["name"] is not None:
+    skip_existing = options.pop("skip_existing")
+    if skip_existing is None:
+        skip_existing = not no_leaderboard
+    found = expand(saes, checkpoints=options.pop("checkpoints"))
+    if len(found) > 1 and options["name"] is not None:
         click.echo("error: --name names one SAE; drop it when scoring several", err=True)
         sys.exit(2)
     configs = []
-    for sae in saes:
-        config = RunConfig(sae=sae, **options, progress=not quiet)
+    for item in found:
+        config = RunConfig(
+            sae=item.spec,
+            **options,
+            progress=not quiet,
+            label=item.name,
+            skip_existing=skip_existing,
+        )
         config.cache_dir = None if no_cache else (config.cache_dir or default_cache_dir())
         if no_leaderboard:
             config.leaderboard = None
         configs.append(config)
     try:
-        records = run_many(configs)
-    except (SAELoadError, ModelUnavailableError, LeaderboardError, ValueError, KeyError) as err:
-        message = err.args[0] if err.args else str(err)
-        click.echo(f"error: {message}", err=True)
+        done = iter(run_outcomes([c for c, f in zip(configs, found, strict=True) if not f.error]))
+    except ValueError as err:  # an option of the whole call: nothing was done
+        click.echo(f"error: {err.args[0] if err.args else err}", err=True)
         sys.exit(2)
-    for record, config in zip(records, configs, strict=True):
-        ident = record.identity
-        head = "" if ident["head"] is None else f"[{ident['head']}]"
-        title = (
-            f"{ident['sae_name']} on {ident['model']} / {ident['task']} at "
-            f"{ident['hook']}{head}@{ident['position']}"
-        )
-        attributes = [
-            k.removeprefix("noint_accuracy_")
-            for k in record.metrics
-            if k.startswith("noint_accuracy_")
-        ]
-        click.echo(render(record.metrics, attributes, list(config.ks), title))
-        for what, path in record.paths.items():
-            click.echo(f"{what}: {path}")
+    outcomes = [
+        Outcome(config, message=item.error) if item.error else next(done)
+        for config, item in zip(configs, found, strict=True)
+    ]
+    several = len(outcomes) > 1
+    for outcome in outcomes:
+        _report(outcome, several)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("scored", "skipped", "failed")}
+    if several:
+        click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if counts["failed"]:
+        sys.exit(1 if several else 2)
+
+
+def _report(outcome: Outcome, several: bool) -> None:
+    """Print one SAE's table and output paths, or its one line (skipped, failed)."""
+    from saebench.report import render
+
+    if outcome.status == "failed":
+        prefix = f"{outcome.name}: " if several else ""
+        click.echo(f"error: {prefix}{outcome.message}", err=True)
+        return
+    if outcome.status == "skipped":
+        click.echo(f"skipped {outcome.name}: {outcome.message}")
+        return
+    record = outcome.record
+    ident = record.identity
+    head = "" if ident["head"] is None else f"[{ident['head']}]"
+    title = (
+        f"{ident['sae_name']} on {ident['model']} / {ident['task']} at "
+        f"{ident['hook']}{head}@{ident['position']}"
+    )
+    attributes = [
+        k.removeprefix("noint_accuracy_") for k in record.metrics if k.startswith("noint_accuracy_")
+    ]
+    click.echo(render(record.metrics, attributes, list(outcome.config.ks), title))
+    for what, path in record.paths.items():
+        click.echo(f"{what}: {path}")
 
 
 @main.command()

@@ -1,9 +1,12 @@
 """One ``saebench run``: resolve the SAE, model, task and node, score, and record the result.
 
-The record is a JSON (config, library versions, git commit, every metric, per-attribute
-detail) and one leaderboard row (see :mod:`saebench.leaderboard.schema`). :func:`run_many`
-scores several SAEs in one process: one model load per model, and one
-:func:`saebench.evaluate.prepare` per node (the SAE-independent work), shared by its SAEs.
+The record is a JSON (config, the SAE's hyperparameters, library versions, git commit, wall
+times, every metric, per-attribute detail) and one leaderboard row (see
+:mod:`saebench.leaderboard.schema`). :func:`run_outcomes` scores several SAEs in one process:
+one model load per model, and one :func:`saebench.evaluate.prepare` per node (the
+SAE-independent work), shared by its SAEs. An SAE whose row with the same settings is already
+in the leaderboard can be skipped before any work; one that fails is reported in its
+:class:`Outcome` while the others finish.
 """
 
 from __future__ import annotations
@@ -14,26 +17,23 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from saebench import __version__
-from saebench.evaluate import (
-    DEFAULT_KS,
-    DEFAULT_N_FIT_PROMPTS,
-    EvalResult,
-    EvalSettings,
-    evaluate_many,
-)
+from saebench import __version__, evaluate
+from saebench.discover import load as load_sae
+from saebench.evaluate import DEFAULT_KS, DEFAULT_N_FIT_PROMPTS, EvalResult, EvalSettings
+from saebench.leaderboard.schema import LEGACY_TASK_VERSION, SETTINGS_COLUMNS, format_ks
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
 from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 from saebench.sae import SAE
-from saebench.sae_io import load_sae
-from saebench.task import load_task
+from saebench.sae_io import hyperparameters
+from saebench.task import load_task, task_factory
 
 logger = logging.getLogger(__name__)
 
@@ -72,17 +72,51 @@ class RunConfig:
     name: str | None = None
     architecture: str | None = None
     data_source: str | None = None
+    label: str | None = None
+    """The SAE's name within a call of several (:func:`saebench.discover.expand`): the
+    ``{sae}`` of the JSON path and the display name when neither ``name`` nor the SAE's
+    metadata gives one. None: the last part of ``sae``."""
+    skip_existing: bool = False
+    """Skip the SAE, before any work, when the leaderboard already has its row at this node
+    computed with the same settings."""
+    force: bool = False
+    """Score even when such a row exists, and replace a row of this SAE at this node that was
+    computed with other settings (without it, that SAE fails before any work)."""
 
 
 @dataclass
 class RunRecord:
     config: dict[str, Any]
     identity: dict[str, Any]
+    """Model, node, SAE (hash, name, ...) and the evaluation settings (:func:`identity_of`)."""
     provenance: dict[str, Any]
     metrics: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     """Where the JSON and the leaderboard row were written."""
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    """The SAE's hyperparameters where its config states them
+    (:func:`saebench.sae_io.hyperparameters`; None where unknown)."""
+
+
+@dataclass
+class Outcome:
+    """What became of one SAE of :func:`run_outcomes`."""
+
+    config: RunConfig
+    status: str = "failed"
+    """``scored``, ``skipped`` (its row with the same settings exists) or ``failed``."""
+    record: RunRecord | None = None
+    """The record of a scored SAE."""
+    message: str = ""
+    """One line: why it failed or was skipped."""
+    error: Exception | None = None
+    """The exception it failed with."""
+
+    @property
+    def name(self) -> str:
+        """The SAE's name in messages."""
+        return self.config.name or self.config.label or self.config.sae
 
 
 def git_commit() -> str:
@@ -129,9 +163,18 @@ def resolve(config: RunConfig) -> tuple[SAE | str, str, dict | None, Node]:
     return sae, model_name, meta.model_from_pretrained_kwargs, Node(hook, config.position, head)
 
 
+def task_version(task: str) -> str:
+    """The task plugin's ``version`` (:data:`~saebench.leaderboard.schema.LEGACY_TASK_VERSION`
+    when it has none), read from its class without instantiating it."""
+    return str(getattr(task_factory(task), "version", LEGACY_TASK_VERSION))
+
+
 def identity_of(
     dictionary, config: RunConfig, model_name: str, processing: dict | None, node: Node
 ) -> dict[str, Any]:
+    """The row's identity (model, node, SAE) with its descriptive columns, and the evaluation
+    settings (:data:`~saebench.leaderboard.schema.SETTINGS_COLUMNS`): a row is one SAE at one
+    node under one set of settings."""
     if isinstance(dictionary, str):
         kind = "supervised_" + SUPERVISED_SPECS[dictionary]
         # fitted at run time: named by what determines the fit (at this node and model)
@@ -140,7 +183,7 @@ def identity_of(
         d_sae, arch, default_name = None, kind, kind
     else:
         sae_hash, d_sae, arch = dictionary.content_hash(), dictionary.d_sae, dictionary.architecture
-        default_name = Path(config.sae).name or config.sae
+        default_name = config.label or Path(config.sae).name or config.sae
     cfg = {} if isinstance(dictionary, str) else dictionary.meta.cfg
     return {
         "model": model_name,
@@ -157,6 +200,12 @@ def identity_of(
         "architecture": config.architecture or cfg.get("metadata", {}).get("saebench_kind") or arch,
         "data_source": config.data_source or cfg.get("metadata", {}).get("data_source", ""),
         "d_sae": d_sae,
+        "n_prompts": config.n_prompts,
+        "n_fit_prompts": config.n_fit_prompts,
+        "seed": config.seed,
+        "ks": format_ks(config.ks),
+        "tau": float(config.tau),
+        "task_version": task_version(config.task),
     }
 
 
@@ -175,92 +224,208 @@ def settings_of(config: RunConfig) -> EvalSettings:
     )
 
 
-def run(config: RunConfig) -> RunRecord:
-    """Score one dictionary; write its JSON and leaderboard row when asked."""
-    return run_many([config])[0]
+def run(config: RunConfig) -> RunRecord | None:
+    """Score one dictionary; write its JSON and leaderboard row when asked. None when it was
+    skipped (``config.skip_existing``); raises what it failed with."""
+    records = run_many([config])
+    return records[0] if records else None
 
 
 def run_many(configs: list[RunConfig]) -> list[RunRecord]:
+    """:func:`run_outcomes`, then raise the first failure's exception (after the others have
+    finished); the records of the scored SAEs, in order (skipped ones have none)."""
+    outcomes = run_outcomes(configs)
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            raise outcome.error or RuntimeError(outcome.message)
+    return [o.record for o in outcomes if o.record is not None]
+
+
+@dataclass
+class _Job:
+    """One resolved SAE of :func:`run_outcomes`."""
+
+    index: int
+    config: RunConfig
+    dictionary: SAE | str
+    model_name: str
+    processing: dict | None
+    node: Node
+    paths: dict[str, str]
+    identity: dict[str, Any]
+
+
+def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
     """Score several dictionaries; write each one's JSON and leaderboard row when asked.
 
-    Every SAE is resolved and every output path checked before any work starts. Runs that
-    share the model (name, processing, device), task, prompt BOS, node and scorer settings
-    are scored together by :func:`saebench.evaluate.evaluate_many`, so their clean run,
-    supervised fit, counterfactual activations and supervised interventions are computed
-    once; each record is exactly what :func:`run` alone gives. Records come back in the
-    order of ``configs``; each group's are written as soon as it is scored.
+    Before any work: every output path template is checked and two SAEs writing one JSON
+    refused (``ValueError``, for the whole call); every SAE is resolved, and one whose
+    leaderboard row exists is skipped (same settings, ``skip_existing``) or refused (other
+    settings, unless ``force``). Runs that share the model (name, processing, device), task,
+    prompt BOS, node and scorer settings are scored on one :func:`saebench.evaluate.prepare`,
+    then one :func:`saebench.evaluate.score` each, so their clean run, supervised fit,
+    counterfactual activations and supervised interventions are computed once; each record is
+    exactly what a run of its own gives. An SAE that fails (loading, width, scoring, writing)
+    is an outcome with its one-line message; the others go on. Outcomes come back in the
+    order of ``configs``; each record is written as soon as it is scored.
     """
-    jobs = []
     for config in configs:
-        dictionary, model_name, processing, node = resolve(config)
-        jobs.append((config, dictionary, model_name, processing, node))
-    paths = [output_paths(config, model_name, node) for config, _, model_name, _, node in jobs]
+        check_templates(config)
+    outcomes = [Outcome(config) for config in configs]
+    jobs: list[_Job] = []
+    for index, config in enumerate(configs):
+        try:
+            jobs.append(_job(index, config))
+        except Exception as err:  # one SAE's problem: report it, go on with the others
+            _fail(outcomes[index], err)
     seen: dict[str, str] = {}
-    for (config, *_), job_paths in zip(jobs, paths, strict=True):
-        json_path = job_paths.get("json")
-        if json_path is not None and seen.setdefault(json_path, config.sae) != config.sae:
+    for job in jobs:
+        json_path = job.paths.get("json")
+        if json_path is not None and seen.setdefault(json_path, job.config.sae) != job.config.sae:
             raise ValueError(
-                f"{seen[json_path]} and {config.sae} would both write {json_path}: put {{sae}} "
-                f"in --json-out"
+                f"{seen[json_path]} and {job.config.sae} would both write {json_path}: put "
+                f"{{sae}} in --json-out"
             )
+    jobs = [job for job in jobs if _needs_scoring(job, outcomes[job.index])]
 
-    groups: dict[str, list[int]] = {}
-    for i, (config, dictionary, model_name, processing, node) in enumerate(jobs):
+    groups: dict[str, list[_Job]] = {}
+    for job in jobs:
         # prompts start with BOS as the SAE saw in training (SAELens ``prepend_bos``)
-        bos = None if isinstance(dictionary, str) else dictionary.meta.prepend_bos
+        bos = None if isinstance(job.dictionary, str) else job.dictionary.meta.prepend_bos
         key = json.dumps(
             [
-                model_name,
-                effective_processing(model_name, processing),
-                config.device,
-                config.task,
+                job.model_name,
+                effective_processing(job.model_name, job.processing),
+                job.config.device,
+                job.config.task,
                 bos,
-                str(node),
-                asdict(settings_of(config)),
+                str(job.node),
+                asdict(settings_of(job.config)),
             ],
             sort_keys=True,
             default=str,
         )
-        groups.setdefault(key, []).append(i)
-
+        groups.setdefault(key, []).append(job)
     models: dict[str, Any] = {}
-    records: list[RunRecord | None] = [None] * len(jobs)
     for members in groups.values():
-        config, first, model_name, processing, node = jobs[members[0]]
+        _score_group(members, models, outcomes)
+    return outcomes
+
+
+def _job(index: int, config: RunConfig) -> _Job:
+    """Resolve one SAE: dictionary, model, node, output paths and row identity."""
+    dictionary, model_name, processing, node = resolve(config)
+    return _Job(
+        index=index,
+        config=config,
+        dictionary=dictionary,
+        model_name=model_name,
+        processing=processing,
+        node=node,
+        paths=output_paths(config, model_name, node),
+        identity=identity_of(dictionary, config, model_name, processing, node),
+    )
+
+
+def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
+    """Whether ``job`` is scored; sets ``outcome`` when its leaderboard row rules it out."""
+    from saebench.leaderboard import SettingsConflict, find_row
+    from saebench.leaderboard.store import format_cell, settings_differences
+
+    csv_path = job.paths.get("leaderboard")
+    if csv_path is None or job.config.force:
+        return True
+    try:
+        existing = find_row(csv_path, job.identity)
+    except Exception as err:
+        _fail(outcome, err)
+        return False
+    if existing is None:
+        return True
+    new = {column: format_cell(job.identity[column]) for column in SETTINGS_COLUMNS}
+    if settings_differences(existing, new):
+        _fail(outcome, SettingsConflict(csv_path, existing, new))
+        return False
+    if job.config.skip_existing:
+        outcome.status = "skipped"
+        outcome.message = f"{csv_path} has its row with these settings (--force recomputes)"
+        return False
+    return True
+
+
+def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Outcome]) -> None:
+    """Score the jobs of one group (same model, task, node, settings) on one preparation."""
+    first = members[0]
+    config, node = first.config, first.node
+    model_name, processing = first.model_name, first.processing
+    try:
         model_key = json.dumps(
             [model_name, effective_processing(model_name, processing), config.device]
         )
         if model_key not in models:
             models[model_key] = load_model(model_name, processing, device=config.device)
         model = models[model_key]
-        bos = prepends_bos(model) if isinstance(first, str) else first.meta.prepend_bos
-        task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
-        results = evaluate_many(
-            model,
-            task,
-            node,
-            [jobs[i][1] for i in members],
-            settings_of(config),
-            model_name=model_name,
+        bos = (
+            prepends_bos(model)
+            if isinstance(first.dictionary, str)
+            else first.dictionary.meta.prepend_bos
         )
-        for i, result in zip(members, results, strict=True):
-            records[i] = _record(*jobs[i], result, paths[i])
-    return [record for record in records if record is not None]
+        task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
+        node.check(model)
+    except Exception as err:  # the model, task or node: every SAE of the group fails
+        for job in members:
+            _fail(outcomes[job.index], err)
+        return
+    ready = []
+    for job in members:
+        try:
+            evaluate.check_width(job.dictionary, node, model)
+            ready.append(job)
+        except Exception as err:
+            _fail(outcomes[job.index], err)
+    if not ready:
+        return
+    start = time.perf_counter()
+    try:
+        context = evaluate.prepare(model, task, node, settings_of(config), model_name)
+    except Exception as err:
+        for job in ready:
+            _fail(outcomes[job.index], err)
+        return
+    shared_s = time.perf_counter() - start
+    for job in ready:
+        outcome = outcomes[job.index]
+        try:
+            start = time.perf_counter()
+            result = evaluate.score(context, job.dictionary)
+            timing = {"wall_time_s": time.perf_counter() - start, "shared_wall_time_s": shared_s}
+            outcome.record = _record(job, result, timing)
+            outcome.status, outcome.message = "scored", ""
+        except Exception as err:
+            _fail(outcome, err)
 
 
-def _record(
-    config: RunConfig,
-    dictionary,
-    model_name: str,
-    processing: dict | None,
-    node: Node,
-    result: EvalResult,
-    paths: dict[str, str],
-) -> RunRecord:
-    """The run's record, written to its JSON and leaderboard row (as ``paths`` say)."""
+def _fail(outcome: Outcome, err: Exception) -> None:
+    """Mark ``outcome`` failed with ``err``'s one-line message."""
+    from saebench.leaderboard import LeaderboardError
+    from saebench.model import ModelUnavailableError
+    from saebench.sae_io import SAELoadError
+
+    expected = (SAELoadError, ModelUnavailableError, LeaderboardError, ValueError, KeyError)
+    message = str(err.args[0]) if err.args else str(err)
+    if not isinstance(err, expected):
+        message = f"{type(err).__name__}: {message}"
+        logger.info("%s failed", outcome.config.sae, exc_info=err)
+    outcome.status, outcome.error = "failed", err
+    outcome.message = " ".join(message.split())
+
+
+def _record(job: _Job, result: EvalResult, timing: dict[str, float]) -> RunRecord:
+    """The run's record, written to its JSON and leaderboard row (as ``job.paths`` say)."""
+    config, dictionary = job.config, job.dictionary
     record = RunRecord(
         config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        identity=identity_of(dictionary, config, model_name, processing, node),
+        identity=job.identity,
         provenance={
             "saebench_version": __version__,
             "git_commit": git_commit(),
@@ -268,21 +433,32 @@ def _record(
             "seed": config.seed,
             "n_prompts": config.n_prompts,
             "n_fit_prompts": config.n_fit_prompts,
+            **timing,
             "versions": library_versions(),
         },
         metrics=result.metrics,
         details=result.details,
+        hyperparameters=(
+            {"architecture": job.identity["architecture"], "d_sae": None}
+            if isinstance(dictionary, str)
+            else hyperparameters(dictionary)
+        ),
     )
     # the JSON first: if the leaderboard cannot be written, the result is still on disk
-    if "json" in paths:
-        record.paths["json"] = paths["json"]
-        write_json(Path(paths["json"]), record)
-    if "leaderboard" in paths:
+    if "json" in job.paths:
+        record.paths["json"] = job.paths["json"]
+        write_json(Path(job.paths["json"]), record)
+    if "leaderboard" in job.paths:
         from saebench.leaderboard import upsert_row
 
-        record.paths["leaderboard"] = paths["leaderboard"]
-        upsert_row(paths["leaderboard"], leaderboard_row(record))
+        record.paths["leaderboard"] = job.paths["leaderboard"]
+        upsert_row(job.paths["leaderboard"], leaderboard_row(record), replace_settings=config.force)
     return record
+
+
+def check_templates(config: RunConfig) -> None:
+    """``ValueError`` unless the JSON and leaderboard path templates fill in (before any work)."""
+    output_paths(config, "model", Node("hook", config.position))
 
 
 def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, str]:
@@ -291,7 +467,7 @@ def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, st
     fields = {
         "model": model_name,
         "task": config.task,
-        "sae": (Path(config.sae).name or "sae").replace(":", "-"),
+        "sae": (config.label or Path(config.sae).name or "sae").replace(":", "-"),
         "node": str(node).replace("/", "_"),
     }
     paths = {}
@@ -309,9 +485,11 @@ def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, st
 
 
 def leaderboard_row(record: RunRecord) -> dict[str, Any]:
-    """The flat CSV row: identity, provenance (without the version table), metrics."""
+    """The flat CSV row: identity and settings, hyperparameters (the identity's architecture
+    and d_sae win: a baseline's kind, not its SAE architecture), provenance (without the
+    version table), metrics."""
     provenance = {k: v for k, v in record.provenance.items() if k != "versions"}
-    return {**record.identity, **provenance, **record.metrics}
+    return {**record.hyperparameters, **record.identity, **provenance, **record.metrics}
 
 
 def write_json(path: Path, record: RunRecord) -> None:

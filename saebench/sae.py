@@ -42,6 +42,16 @@ class SAEMeta:
     """Path or release id it was loaded from."""
     cfg: dict = field(default_factory=dict)
     """The raw config as read (for provenance)."""
+    training_cfg: dict = field(default_factory=dict)
+    """The training run's config when it sits next to the weights (sae-lens
+    ``runner_cfg.json``); empty otherwise."""
+    sae_lens_release: str | None = None
+    """sae-lens release it was loaded from (``gpt2-small-res-jb``); None for a local file."""
+    sae_lens_id: str | None = None
+    """SAE id within that release (``blocks.8.hook_resid_pre``)."""
+    training_step: int | None = None
+    """Training step of a checkpoint (dictionary_learning ``checkpoints/ae_N.pt``); None for
+    a finished SAE."""
 
 
 @dataclass(eq=False)

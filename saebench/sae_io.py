@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 SAELENS_CFG = "cfg.json"
 SAELENS_WEIGHTS = "sae_weights.safetensors"
 SAELENS_SCALER = "activation_scaler.json"
+SAELENS_RUNNER_CFG = "runner_cfg.json"
+"""The training run's config sae-lens writes next to a trained SAE (``training_tokens``, the
+training SAE config with ``l1_coefficient``): read for the hyperparameters only."""
 DL_WEIGHTS = "ae.pt"
 DL_CFG = "config.json"
 SAELENS_FORMAT_VERSION = "6.0.0"
@@ -122,10 +125,17 @@ def load_saelens_dir(path: str | Path, device: str = "cpu") -> SAE:
     if _normalization(raw) == "expected_average_only_in":
         scaler = _read_json(path / SAELENS_SCALER) if (path / SAELENS_SCALER).is_file() else {}
         scaling_factor = scaler.get("scaling_factor")
-    return _sae_from_saelens_parts(
+    sae = _sae_from_saelens_parts(
         raw, state, where=weights_path, source=str(path), device=device,
         scaling_factor=scaling_factor,
     )  # fmt: skip
+    runner_path = path / SAELENS_RUNNER_CFG
+    if runner_path.is_file():
+        try:
+            sae.meta.training_cfg = _read_json(runner_path)
+        except SAELoadError as exc:  # provenance only: the SAE itself loaded fine
+            logger.warning("%s", exc)
+    return sae
 
 
 def load_saelens_release(spec: str, device: str = "cpu") -> SAE:
@@ -160,7 +170,9 @@ def load_saelens_release(spec: str, device: str = "cpu") -> SAE:
             "A release cannot be downloaded offline: fetch it where there is internet, save it "
             "with saebench.sae_io.save_saelens(load_sae(...), DIR) and pass DIR instead",
         ) from exc
-    return sae_from_saelens(sl_sae, source=spec)
+    sae = sae_from_saelens(sl_sae, source=spec)
+    sae.meta.sae_lens_release, sae.meta.sae_lens_id = release, sae_id
+    return sae
 
 
 def sae_from_saelens(sl_sae: Any, source: str = "") -> SAE:
@@ -594,6 +606,96 @@ def _guess_dl_class(state: dict[str, Tensor]) -> str:
     if "decoder.bias" in state:
         return "AutoEncoderNew"
     return "AutoEncoder"
+
+
+# --------------------------------------------------------------------------- hyperparameters
+
+HYPERPARAMETERS: tuple[str, ...] = (
+    "architecture",
+    "d_in",
+    "d_sae",
+    "k",
+    "l1_coefficient",
+    "training_tokens",
+    "sae_lens_release",
+    "sae_lens_id",
+)
+"""What :func:`hyperparameters` reports (None where the SAE's config does not say)."""
+
+_L1_KEYS = ("l1_coefficient", "l1_penalty", "sparsity_penalty", "l1")
+
+
+def hyperparameters(sae: SAE) -> dict[str, Any]:
+    """The SAE's hyperparameters, from its weights and wherever its configs state them.
+
+    ``architecture``, ``d_in``, ``d_sae`` and ``k`` from the SAE itself (``k`` of a topk or
+    batchtopk SAE, else a ``k`` the config states); ``l1_coefficient`` and ``training_tokens``
+    from, in order: sae-lens's ``runner_cfg.json`` (``training_tokens``,
+    ``sae.l1_coefficient``), an old sae-lens ``cfg.json`` (top level), saebench's own
+    ``metadata.saebench_training`` (``l1``; tokens = ``steps × batch_size`` activation
+    vectors) and dictionary_learning's ``config.json`` (``trainer.l1_penalty`` or
+    ``sparsity_penalty``; tokens = steps, or a checkpoint's step, × ``buffer.out_batch_size``);
+    ``sae_lens_release`` and ``sae_lens_id`` of an SAE loaded from a release.
+
+    >>> import torch
+    >>> sae = SAE("standard", torch.eye(2), torch.eye(2), torch.zeros(2), torch.zeros(2),
+    ...           meta=SAEMeta(cfg={"trainer": {"l1_penalty": 0.1, "steps": 10},
+    ...                             "buffer": {"out_batch_size": 8}}))
+    >>> hyper = hyperparameters(sae)
+    >>> hyper["l1_coefficient"], hyper["training_tokens"], hyper["k"], hyper["d_in"]
+    (0.1, 80, None, 2)
+    """
+    cfg = sae.meta.cfg if isinstance(sae.meta.cfg, dict) else {}
+    runner = sae.meta.training_cfg if isinstance(sae.meta.training_cfg, dict) else {}
+    metadata = _dict(cfg.get("metadata"))
+    ours = _dict(metadata.get("saebench_training"))
+    trainer, buffer = _dict(cfg.get("trainer")), _dict(cfg.get("buffer"))
+    sources = (_dict(runner.get("sae")), runner, cfg, ours, trainer)
+    k = sae.k
+    if k is None:
+        k = _first_number(sources, ("k",), int)
+    l1 = _first_number(sources, _L1_KEYS, float)
+    tokens = _first_number((runner, cfg), ("training_tokens",), int)
+    if tokens is None:
+        steps, batch = _number(ours.get("steps"), int), _number(ours.get("batch_size"), int)
+        if steps is None or batch is None:
+            steps = sae.meta.training_step
+            if steps is None:
+                steps = _number(trainer.get("steps"), int)
+            batch = _number(buffer.get("out_batch_size"), int)
+        tokens = None if steps is None or batch is None else steps * batch
+    return {
+        "architecture": sae.architecture,
+        "d_in": sae.d_in,
+        "d_sae": sae.d_sae,
+        "k": k,
+        "l1_coefficient": l1,
+        "training_tokens": tokens,
+        "sae_lens_release": sae.meta.sae_lens_release,
+        "sae_lens_id": sae.meta.sae_lens_id,
+    }
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` (int or float) when it is a finite number, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if kind is int:
+        return int(value) if float(value).is_integer() else None
+    return float(value) if value == value else None
+
+
+def _first_number(sources: tuple[dict, ...], keys: tuple[str, ...], kind: type) -> Any:
+    for source in sources:
+        for key in keys:
+            value = _number(source.get(key), kind)
+            if value is not None:
+                return value
+    return None
 
 
 # --------------------------------------------------------------------------- shared helpers

@@ -71,6 +71,9 @@ class IOITask:
     """The IOI task plugin (entry point ``ioi``). See the module docstring."""
 
     name = "ioi"
+    version = "1"
+    """Bumped whenever prompts, counterfactuals or the metric change: leaderboard rows carry
+    it (``task_version``), so numbers from another version are never taken for these."""
     attributes: tuple[str, ...] = ("io", "s", "pos")
     position_labels: tuple[str, ...] = ("IO", "S1", "S1+1", "S2", "END")
 

@@ -91,8 +91,10 @@ def test_run_writes_json_and_one_leaderboard_row_per_sae_and_node(sae_dir, tmp_p
     assert record["identity"]["hook"] == "blocks.1.hook_resid_pre"
     assert record["provenance"]["versions"]["torch"] == torch.__version__
     assert (tmp_path / "cache" / "supervised").is_dir()
-    # same SAE, same node: the row is replaced (and the cached dictionaries give equal numbers)
-    assert run_cli(args).exit_code == 0
+    # same SAE, node and settings: skipped by default; rescored, the row is replaced (and the
+    # cached dictionaries give equal numbers)
+    assert "skipped my-sae" in run_cli(args).output
+    assert run_cli([*args, "--no-skip-existing"]).exit_code == 0
     frame = pd.read_csv(csv)
     assert len(frame) == 1
     assert frame.loc[0, "sufficiency"] == pytest.approx(record["metrics"]["sufficiency"])
@@ -140,6 +142,9 @@ def test_tasks_lists_ioi_and_help_documents_every_flag():
         "--json-out",
         "--threads",
         "--cache-budget",
+        "--skip-existing",
+        "--force",
+        "--checkpoints",
     ):
         assert flag in help_text
 

@@ -6,6 +6,12 @@ reads and upserts rows, :mod:`~saebench.leaderboard.table` renders the terminal 
 Markdown that ``leaderboard/README.md`` is generated from.
 """
 
-from saebench.leaderboard.store import LeaderboardError, read_leaderboard, upsert_row
+from saebench.leaderboard.store import (
+    LeaderboardError,
+    SettingsConflict,
+    find_row,
+    read_leaderboard,
+    upsert_row,
+)
 
-__all__ = ["LeaderboardError", "read_leaderboard", "upsert_row"]
+__all__ = ["LeaderboardError", "SettingsConflict", "find_row", "read_leaderboard", "upsert_row"]

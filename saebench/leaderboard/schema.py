@@ -4,14 +4,20 @@ A leaderboard is one UTF-8 CSV file, one row per (SAE, node) evaluation. Columns
 groups, always in this order (``leaderboard/SCHEMA.md`` is the long form):
 
 1. key: ``model, model_processing, task, hook, head, position, sae_id, sae_hash``
-2. descriptive: ``sae_name, architecture, data_source, d_sae``
-3. provenance: ``saebench_version, git_commit, date, seed, n_prompts, n_fit_prompts``
+2. descriptive: ``sae_name, architecture, data_source, d_sae`` and the SAE's hyperparameters
+   (``d_in, k, l1_coefficient, training_tokens, sae_lens_release, sae_lens_id``)
+3. provenance and settings: ``saebench_version, git_commit, date, seed, n_prompts,
+   n_fit_prompts, ks, tau, task_version, wall_time_s, shared_wall_time_s``
 4. metrics, in :func:`metric_sort_key` order, then any column the schema does not know,
    alphabetically.
 
 Row identity is ``(model, model_processing, task, hook, head, position, sae_hash)``: the content
 hash of the weights, not their path (``sae_id``), names the SAE, so the same weights loaded from
-another path or release id are the same SAE and replace the old row.
+another path or release id are the same SAE. A row is one SAE at one node under one set of
+evaluation settings (:data:`SETTINGS_COLUMNS`): an upsert with the same identity and the same
+settings replaces it, and one with other settings is refused unless told to replace
+(:func:`saebench.leaderboard.store.upsert_row`). Rows written before the settings were recorded
+are read with :func:`legacy_settings`.
 
 >>> ordered_columns(["l0", "sae_hash", "edit_accuracy_io_k2", "model", "date"])
 ['model', 'sae_hash', 'date', 'l0', 'edit_accuracy_io_k2']
@@ -31,7 +37,25 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "position",
     "sae_hash",
 )
-"""Columns whose values together identify a row; an upsert with equal values replaces it."""
+"""Columns whose values together name one SAE at one node (the row's identity)."""
+
+SETTINGS_COLUMNS: tuple[str, ...] = (
+    "n_prompts",
+    "n_fit_prompts",
+    "seed",
+    "ks",
+    "tau",
+    "task_version",
+)
+"""Evaluation settings a row was computed with (the position is in the identity). Two rows of
+one identity with different settings are different results: the store never silently
+replaces one by the other."""
+
+LEGACY_TAU = 0.8
+"""The F1 threshold read for rows written before ``tau`` was recorded (the only default)."""
+LEGACY_TASK_VERSION = "1"
+"""The task version of rows written before ``task_version`` was recorded, and of a task plugin
+without a ``version`` attribute."""
 
 KEY_COLUMNS: tuple[str, ...] = (
     "model",
@@ -45,8 +69,22 @@ KEY_COLUMNS: tuple[str, ...] = (
 )
 """Identity columns plus ``sae_id`` (where the weights were loaded from), in file order."""
 
-DESCRIPTIVE_COLUMNS: tuple[str, ...] = ("sae_name", "architecture", "data_source", "d_sae")
-"""Display name, architecture or baseline kind, training data source, number of latents."""
+DESCRIPTIVE_COLUMNS: tuple[str, ...] = (
+    "sae_name",
+    "architecture",
+    "data_source",
+    "d_sae",
+    "d_in",
+    "k",
+    "l1_coefficient",
+    "training_tokens",
+    "sae_lens_release",
+    "sae_lens_id",
+)
+"""Display name, architecture or baseline kind, training data source, number of latents, then
+the SAE's hyperparameters where its config states them (empty otherwise): input width, active
+latents per input, L1 coefficient, training tokens (activation vectors seen), and the sae-lens
+release and SAE id it was loaded from."""
 
 PROVENANCE_COLUMNS: tuple[str, ...] = (
     "saebench_version",
@@ -55,14 +93,34 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
     "seed",
     "n_prompts",
     "n_fit_prompts",
+    "ks",
+    "tau",
+    "task_version",
+    "wall_time_s",
+    "shared_wall_time_s",
 )
-"""Where every number came from: code version and commit, UTC date, seed, prompt counts."""
+"""Where every number came from: code version and commit, UTC date, the evaluation settings
+(seed, prompt counts, edit sizes ``ks`` as ``"1,2,4"``, F1 threshold, task version), and the
+wall time of scoring: the SAE's own (``wall_time_s``) and the node's SAE-independent
+preparation, shared by every SAE scored with it in one process (``shared_wall_time_s``)."""
 
 REQUIRED_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "sae_name", "architecture")
 """Columns every row must carry (``head`` may be empty; see :func:`normalise_row`)."""
 
-INTEGER_COLUMNS: tuple[str, ...] = ("head", "d_sae", "seed", "n_prompts", "n_fit_prompts")
+INTEGER_COLUMNS: tuple[str, ...] = (
+    "head",
+    "d_sae",
+    "d_in",
+    "k",
+    "training_tokens",
+    "seed",
+    "n_prompts",
+    "n_fit_prompts",
+)
 """Non-metric columns holding integers (or empty)."""
+
+FLOAT_COLUMNS: tuple[str, ...] = ("l1_coefficient", "tau", "wall_time_s", "shared_wall_time_s")
+"""Non-metric columns holding numbers (or empty)."""
 
 SUPERVISED_ARCHITECTURES: tuple[str, ...] = ("supervised_mean", "supervised_lstsq")
 """Baseline kinds that are supervised dictionaries (plotted as reference stars)."""
@@ -189,6 +247,37 @@ def column_sort_key(column: str) -> tuple:
     else:
         section, index = 2, (0, ATTRIBUTE_METRICS_TAIL.index(name))
     return (_GROUP_ATTR, _attribute_rank(attribute), section, index)
+
+
+def legacy_settings(cells: dict[str, str]) -> dict[str, str]:
+    """The settings cells a row written before they were recorded lacks: ``ks`` from the per-k
+    metric columns it has values for, ``tau`` :data:`LEGACY_TAU` and ``task_version``
+    :data:`LEGACY_TASK_VERSION` (the only values any run had then). Cells already set are kept.
+
+    >>> legacy_settings({"edit_accuracy_io_k2": "0.5", "edit_accuracy_io_k1": "0.2", "l0": "3"})
+    {'ks': '1,2', 'tau': '0.8', 'task_version': '1'}
+    >>> legacy_settings({"ks": "4", "tau": "0.5", "task_version": "2"})
+    {}
+    """
+    filled = {}
+    if not cells.get("ks"):
+        ks = ks_in(column for column, text in cells.items() if text != "")
+        if ks:
+            filled["ks"] = format_ks(ks)
+    if not cells.get("tau"):
+        filled["tau"] = repr(LEGACY_TAU)
+    if not cells.get("task_version"):
+        filled["task_version"] = LEGACY_TASK_VERSION
+    return filled
+
+
+def format_ks(ks: Iterable[int]) -> str:
+    """The ``ks`` cell: distinct edit sizes ascending, comma-separated.
+
+    >>> format_ks([4, 1, 2, 2])
+    '1,2,4'
+    """
+    return ",".join(str(k) for k in sorted({int(k) for k in ks}))
 
 
 def metric_sort_key(column: str) -> tuple:

@@ -10,6 +10,14 @@ more or fewer fields than the header, a non-numeric metric, a missing key column
 header) raises :class:`LeaderboardError` naming the file and the line, and is never
 overwritten: fix or move it by hand.
 
+A row is one SAE at one node (its identity) under one set of evaluation settings
+(:data:`~saebench.leaderboard.schema.SETTINGS_COLUMNS`). An upsert replaces the row of the
+same identity only when the settings are equal too; with other settings it raises
+:class:`SettingsConflict` unless ``replace_settings`` is set, so a quick 100-prompt run never
+silently replaces a 1000-prompt row. Rows of files written before the settings were recorded
+are migrated on read (:func:`~saebench.leaderboard.schema.legacy_settings`), so old CSVs load
+and compare as they always did; the next write stores the filled-in cells.
+
 Cells are stored as text exactly as written: floats with :func:`repr` (shortest round-trip
 form), integers in decimal, missing values as empty cells.
 """
@@ -32,10 +40,13 @@ import pandas as pd
 from filelock import FileLock
 
 from saebench.leaderboard.schema import (
+    FLOAT_COLUMNS,
     IDENTITY_COLUMNS,
     INTEGER_COLUMNS,
     REQUIRED_COLUMNS,
+    SETTINGS_COLUMNS,
     is_metric,
+    legacy_settings,
     ordered_columns,
 )
 
@@ -55,6 +66,24 @@ class LeaderboardError(Exception):
         self.line = line
         where = f"{self.path}" if line is None else f"{self.path}, line {line}"
         super().__init__(f"{where}: {message}")
+
+
+class SettingsConflict(LeaderboardError):
+    """The leaderboard has a row for this SAE at this node computed with other settings."""
+
+    def __init__(self, path: str | Path, existing: Mapping[str, str], new: Mapping[str, str]):
+        self.existing = dict(existing)
+        self.differences = settings_differences(existing, new)
+        changes = ", ".join(
+            f"{column}={old or '?'} (this run: {now or '?'})"
+            for column, (old, now) in self.differences.items()
+        )
+        name = existing.get("sae_name") or existing.get("sae_id") or existing.get("sae_hash")
+        super().__init__(
+            path,
+            f"has a row for {name} at this node computed with {changes}; not replacing it "
+            "(--force replaces it; or write to another --leaderboard)",
+        )
 
 
 def lock_path(csv_path: str | Path) -> Path:
@@ -118,16 +147,54 @@ def _cell_problem(column: str, text: str) -> str | None:
             return f"column {column!r} must be an integer, got {text!r}"
         if not value.is_integer():
             return f"column {column!r} must be an integer, got {text!r}"
-    elif is_metric(column):
+    elif is_metric(column) or column in FLOAT_COLUMNS:
         try:
             float(text)
         except ValueError:
-            return f"metric {column!r} must be a number, got {text!r}"
+            kind = "metric" if is_metric(column) else "column"
+            return f"{kind} {column!r} must be a number, got {text!r}"
     return None
 
 
 def _identity(cells: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(cells.get(c, "") for c in IDENTITY_COLUMNS)
+
+
+def _setting(column: str, text: str) -> object:
+    """A settings cell in comparable form (``"1000.0"`` equals ``"1000"``)."""
+    if text == "":
+        return ""
+    try:
+        if column in INTEGER_COLUMNS:
+            return int(float(text))
+        if column in FLOAT_COLUMNS:
+            return float(text)
+    except ValueError:
+        return text
+    if column == "ks":
+        return tuple(sorted({int(k) for k in text.split(",") if k.strip()}))
+    return text
+
+
+def settings_differences(
+    old: Mapping[str, str], new: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """Settings columns whose cells differ between two (migrated) rows: column -> (old, new).
+
+    >>> settings_differences({"n_prompts": "1000", "tau": "0.8"}, {"n_prompts": "40", "tau": "0.8"})
+    {'n_prompts': ('1000', '40')}
+    """
+    return {
+        column: (old.get(column, ""), new.get(column, ""))
+        for column in SETTINGS_COLUMNS
+        if _setting(column, old.get(column, "")) != _setting(column, new.get(column, ""))
+    }
+
+
+def migrate(cells: dict[str, str]) -> dict[str, str]:
+    """``cells`` with the settings cells of a row written before they were recorded filled in
+    (:func:`~saebench.leaderboard.schema.legacy_settings`); a new dict."""
+    return {**cells, **legacy_settings(cells)}
 
 
 def parse_table(path: str | Path, data: bytes) -> tuple[list[str], list[dict[str, str]]]:
@@ -166,7 +233,7 @@ def parse_table(path: str | Path, data: bytes) -> tuple[list[str], list[dict[str
             duplicated = sorted({c for c in header if header.count(c) > 1})
             if duplicated:
                 raise LeaderboardError(path, f"duplicated column(s) {duplicated}", start_line)
-            missing = [c for c in IDENTITY_COLUMNS if c not in header]
+            missing = [c for c in IDENTITY_COLUMNS if c not in header]  # settings may lack
             if missing:
                 raise LeaderboardError(path, f"header lacks key column(s) {missing}", start_line)
             continue
@@ -188,13 +255,28 @@ def parse_table(path: str | Path, data: bytes) -> tuple[list[str], list[dict[str
 
 
 def read_rows(csv_path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and text rows of ``csv_path``; ``([], [])`` when it does not exist."""
+    """The header and text rows of ``csv_path``, migrated (:func:`migrate`: every row has the
+    settings columns); ``([], [])`` when it does not exist."""
     csv_path = Path(csv_path)
     try:
         data = csv_path.read_bytes()
     except FileNotFoundError:
         return [], []
-    return parse_table(csv_path, data)
+    header, rows = parse_table(csv_path, data)
+    rows = [migrate(cells) for cells in rows]
+    if rows:
+        header = ordered_columns([*header, *(c for cells in rows for c in cells)])
+    return header, rows
+
+
+def find_row(csv_path: str | Path, row: Mapping[str, object]) -> dict[str, str] | None:
+    """The (migrated) row of ``csv_path`` with ``row``'s identity, whatever its settings; None
+    when there is none or the file does not exist. Compare settings with
+    :func:`settings_differences`. Raises :class:`LeaderboardError` when the file does not parse.
+    """
+    key = _identity({str(k): format_cell(v) for k, v in row.items()})
+    _, rows = read_rows(csv_path)
+    return next((old for old in rows if _identity(old) == key), None)
 
 
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
@@ -215,7 +297,7 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
             frame[column] = pd.array(
                 [None if t == "" else int(float(t)) for t in frame[column]], dtype="Int64"
             )
-        elif is_metric(column):
+        elif is_metric(column) or column in FLOAT_COLUMNS:
             frame[column] = [math.nan if t == "" else float(t) for t in frame[column]]
             frame[column] = frame[column].astype(float)
         else:
@@ -250,23 +332,32 @@ def _write_atomically(csv_path: Path, header: list[str], rows: list[dict[str, st
             os.close(dir_fd)
 
 
-def upsert_row(csv_path: str | Path, row: Mapping[str, object]) -> None:
+def upsert_row(
+    csv_path: str | Path, row: Mapping[str, object], replace_settings: bool = False
+) -> None:
     """Insert ``row`` into the leaderboard at ``csv_path``, replacing the row with its identity.
 
-    Identity: (model, model_processing, task, hook, head, position, sae_hash). A replaced row
-    takes the new row's values wholesale (cells the new run lacks become empty: one row, one
-    run); its position in the file is kept. A new identity is appended. The header is the
-    union of old and new columns in schema order, so no column of an old row is dropped.
-    Creates the file (and its directory) when absent; refuses (LeaderboardError, file
-    untouched) when the existing file does not parse.
+    Identity: (model, model_processing, task, hook, head, position, sae_hash). When that row
+    was computed with other settings (:data:`~saebench.leaderboard.schema.SETTINGS_COLUMNS`;
+    a row lacking them is migrated first), raises :class:`SettingsConflict` and leaves the
+    file untouched, unless ``replace_settings``. A replaced row takes the new row's values
+    wholesale (cells the new run lacks become empty: one row, one run); its position in the
+    file is kept. A new identity is appended. The header is the union of old and new columns
+    in schema order, so no column of an old row is dropped. Creates the file (and its
+    directory) when absent; refuses (LeaderboardError, file untouched) when the existing file
+    does not parse.
     """
     csv_path = Path(csv_path)
-    cells = normalise_row(row, csv_path)
+    cells = migrate(normalise_row(row, csv_path))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_path(csv_path)), timeout=LOCK_TIMEOUT_S):
         header, rows = read_rows(csv_path)
         key = _identity(cells)
         matches = [i for i, old in enumerate(rows) if _identity(old) == key]
+        if matches and not replace_settings:
+            for index in matches:
+                if settings_differences(rows[index], cells):
+                    raise SettingsConflict(csv_path, rows[index], cells)
         if matches:
             if len(matches) > 1:
                 logger.warning(
