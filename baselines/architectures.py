@@ -20,7 +20,7 @@ share one parametrisation (sae-lens v6 names, ``b_dec`` subtracted from the inpu
   :func:`~saebench.sae_io.save_saelens` writes as a sae-lens ``jumprelu``, as sae-lens does.
 
 Everywhere ``x̂ = f W_dec + b_dec``, ``‖·‖²`` is summed over the D dimensions and averaged over
-the batch. Decoder rows are kept at unit norm (projected after every optimiser step, SPEC §8),
+the batch. Decoder rows are kept at unit norm (projected after every optimiser step, metrics.md §8),
 so ``‖d_j‖ = 1`` in the penalties; the factor is kept so the loss is right for any decoder.
 
 Export folds the input scale ``s`` into the weights so the :class:`~saebench.sae.SAE` works on raw
@@ -42,7 +42,8 @@ ARCHITECTURES = ("standard", "gated", "topk", "batchtopk")
 
 
 def mean_norm_scale(acts_ND: Tensor) -> float:
-    """Input scale ``s = √D / mean_n ‖a_n‖``: scaled inputs have mean norm ``√D`` (SPEC §8)."""
+    """Input scale ``s = √D / mean_n ‖a_n‖``: scaled inputs have mean norm ``√D``
+    (metrics.md §8)."""
     mean_norm = acts_ND.float().norm(dim=-1).mean().item()
     if mean_norm == 0.0:
         return 1.0
@@ -89,7 +90,7 @@ class TrainableSAE(nn.Module):
         return f_NF @ self.W_dec_FD + self.b_dec_D
 
     def codes(self, x_ND: Tensor, training: bool = False) -> tuple[Tensor, Tensor]:
-        """Codes ``f_NF`` and the boolean active mask (SPEC §6) for scaled inputs ``x_ND``."""
+        """Codes ``f_NF`` and the boolean active mask (metrics.md §6) for scaled inputs ``x_ND``."""
         raise NotImplementedError
 
     def loss_terms(self, x_ND: Tensor, coef: float) -> tuple[dict[str, Tensor], Tensor, Tensor]:

@@ -19,7 +19,7 @@ from saebench.sae import SAE, SAEMeta
 
 DEFAULT_RANDOM_L0 = 8.0
 """Mean number of active latents :func:`random_sae` aims for by default (the middle of the
-SPEC §8 TopK grid 3–24)."""
+metrics.md §8 TopK grid 3–24)."""
 
 
 def pca_sae(acts_ND: Tensor, n_components: int | None = None) -> SAE:

@@ -1,4 +1,4 @@
-"""Train an SAE of any baseline architecture on a matrix of activations (SPEC §8).
+"""Train an SAE of any baseline architecture on a matrix of activations (metrics.md §8).
 
 One loop serves every architecture in :mod:`saebench_baselines.architectures`:
 
@@ -7,7 +7,7 @@ One loop serves every architecture in :mod:`saebench_baselines.architectures`:
    ``b_dec = mean(x)``.
 3. Adam on shuffled mini-batches (a fresh permutation per epoch; a last partial batch is dropped).
    After each step the decoder-gradient component parallel to each row is removed before the
-   update and decoder rows are renormalised to unit norm after it (SPEC: unit-norm decoder rows).
+   update and decoder rows are renormalised to unit norm after it (metrics.md §8).
 4. Dead-latent resampling (Bricken et al. 2023, "Towards Monosemanticity"): every
    ``resample_dead_every`` steps (until 75% of training), latents that fired on no training
    sample since the last check are re-initialised: pick inputs with probability ∝ (their squared
@@ -46,7 +46,7 @@ DEFAULT_STEPS = 3000
 batch 512; measured 10–14 ms per step for D = 64, F = 512 on one busy CPU core, i.e. 30–45 s)."""
 
 DEFAULT_L1 = 1.0
-"""Sparsity coefficient λ for ``standard`` and ``gated`` when none is given (SPEC §8 grid:
+"""Sparsity coefficient λ for ``standard`` and ``gated`` when none is given (metrics.md §8 grid:
 0.5, 1, 2.5, 5 on inputs of mean norm √D)."""
 
 RESAMPLE_UNTIL = 0.75

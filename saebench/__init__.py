@@ -1,7 +1,7 @@
 """saebench: rate sparse autoencoders against supervised feature dictionaries.
 
 Metric definitions live in one module per axis: :mod:`saebench.approximation`,
-:mod:`saebench.control` and :mod:`saebench.interpretability`; ``../shared/SPEC.md`` (mirrored
+:mod:`saebench.control` and :mod:`saebench.interpretability`; ``docs/metrics.md`` (summarised
 in the README) is the reference they follow.
 
 The Python API (:mod:`saebench.api`, README "Python API"):

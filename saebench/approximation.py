@@ -1,4 +1,4 @@
-"""Approximation metrics (SPEC §4): how well a dictionary's reconstruction stands in for the
+"""Approximation metrics (metrics.md §4): how well a dictionary's reconstruction stands in for the
 activation at a node.
 
 All are computed on the task distribution at the node (evaluation prompts):

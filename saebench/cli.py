@@ -33,7 +33,7 @@ def _parse_ks(_ctx, _param, value: str) -> tuple[int, ...]:
 def main(verbose: bool) -> None:
     """saebench: rate sparse autoencoders against supervised feature dictionaries.
 
-    Metric definitions: SPEC.md (summarised in the README).
+    Metric definitions: docs/metrics.md (summarised in the README).
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

@@ -1,4 +1,4 @@
-"""Control metrics (SPEC §5): editing an attribute through a dictionary's latents.
+"""Control metrics (metrics.md §5): editing an attribute through a dictionary's latents.
 
 Ground truth: patch the counterfactual activation a_cf into the clean run at the node;
 y_gt = argmax of the next-token logits at END. An edit's **accuracy** is the fraction of

@@ -1,6 +1,6 @@
 """The scorer: one dictionary at one node, on one task, next to the supervised reference.
 
-``evaluate`` runs every axis of SPEC §4–6 on the task's test split:
+``evaluate`` runs every axis of metrics.md §4–6 on the task's test split:
 
 1. the clean run of the evaluation prompts (cached once, :class:`saebench.runner.NodeRunner`);
 2. the supervised mean and least-squares dictionaries, fitted on ``n_fit_prompts`` other
@@ -105,7 +105,7 @@ def encode(dictionary, x_ND: Tensor, labels: dict[str, Tensor]) -> Tensor:
 
 
 def active(dictionary, x_ND: Tensor, labels: dict[str, Tensor]) -> Tensor:
-    """Which latents are active [N, F], in the dictionary's own sense (SPEC §6)."""
+    """Which latents are active [N, F], in the dictionary's own sense (metrics.md §6)."""
     if getattr(dictionary, "needs_labels", False):
         return dictionary.active(x_ND, labels)
     return dictionary.active(x_ND)
@@ -156,7 +156,7 @@ def _approximation(
     codes_NF: Tensor,
     is_active_NF: Tensor,
 ) -> dict[str, float]:
-    """SPEC §4 for one dictionary: L0, FVU, dead fraction, sufficiency, necessity."""
+    """metrics.md §4 for one dictionary: L0, FVU, dead fraction, sufficiency, necessity."""
     recon_ND = dictionary.decode(codes_NF)
     clean_N = runner.clean.metric_N
     ld_recon_N = runner.patched(recon_ND, desc=f"{prefix}sufficiency").metric_N
@@ -172,7 +172,7 @@ def _approximation(
 
 @dataclass
 class AttributeContext:
-    """The SAE-independent part of one attribute's control axis (SPEC §5) at a node."""
+    """The SAE-independent part of one attribute's control axis (metrics.md §5) at a node."""
 
     cf_labels: dict[str, Tensor]
     """Attribute labels of the counterfactual prompts [N] each."""
@@ -208,7 +208,7 @@ class NodeContext:
     head_metrics: dict[str, float]
     """``clean_logit_diff``, ``clean_accuracy``, ``meanabl_logit_diff``."""
     sup_metrics: dict[str, float]
-    """SPEC §4 of the supervised dictionaries (``sup_``, ``sup_lstsq_`` prefixes)."""
+    """metrics.md §4 of the supervised dictionaries (``sup_``, ``sup_lstsq_`` prefixes)."""
     attributes: dict[str, AttributeContext]
     details: dict[str, Any]
     """``node`` and ``prompts_with_unfitted_values``."""
@@ -339,7 +339,7 @@ def prepare(
 @torch.no_grad()
 def score(context: NodeContext, dictionary) -> EvalResult:
     """Score ``dictionary`` at the context's node: everything that depends on it (its codes,
-    SPEC §4 approximation, the greedy and aware edits at each k, SPEC §6 interpretability),
+    approximation (metrics.md §4), the greedy and aware edits at each k, interpretability (§6)),
     next to the context's shared numbers. 38 of the 49 interventions of a default run.
 
     ``dictionary`` is an SAE (anything with ``encode``, ``decode``, ``active``, ``W_dec_FD``),

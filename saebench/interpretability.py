@@ -1,4 +1,4 @@
-"""Interpretability axis: how well single latents match attribute predicates (SPEC §6, §7).
+"""Interpretability axis: how well single latents match attribute predicates (metrics.md §6, §7).
 
 Every function here is a pure tensor function. The caller decides what "active" means for its
 SAE (ReLU: ``f_j > 0``; gated: gate pre-activation ``> 0``; TopK: selected) and passes the
@@ -210,7 +210,7 @@ def attribute_summary(
     present_values: Tensor | None = None,
     unions: bool = True,
 ) -> dict[str, float]:
-    """Per-attribute interpretability report (SPEC §6) with occlusion and over-splitting (§7).
+    """Per-attribute interpretability report (metrics.md §6) with occlusion and over-splitting (§7).
 
     Present values P are ``present_values`` (a bool mask [V] or value indices) or else the
     values occurring in ``labels_N``; predicates are only formed over P. Keys (the caller adds

@@ -38,7 +38,7 @@ PAPER_PROCESSING: dict[str, bool] = {
     "center_unembed": True,
     "refactor_factored_attn_matrices": True,
 }
-"""How Makelov et al. loaded GPT-2 Small (SPEC §1); the default when the SAE names none."""
+"""How Makelov et al. loaded GPT-2 Small (metrics.md §1); the default when the SAE names none."""
 
 EMBEDDED_MODELS_DIR = Path(str(files("saebench") / "models"))
 

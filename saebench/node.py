@@ -1,4 +1,4 @@
-"""Nodes: where activations are read and replaced (SPEC §1).
+"""Nodes: where activations are read and replaced (metrics.md §1).
 
 A node is a hook name, an optional head index and a position label. Per-head hooks
 (``attn.hook_z``, ``hook_q``, ``hook_k``, ``hook_v``, shape [B, L, H, d_head]) are read either

@@ -13,13 +13,13 @@ anything else that satisfies :class:`SAELike`:
 - any other object with ``encode``, ``decode`` and decoder directions (a dictionary_learning
   dictionary, a user's module) becomes a :class:`DictionaryAdapter`.
 
-Which latents are *active* (SPEC §6, ``F_j = {p : f_j(p) > 0}``): a nonzero code (for
+Which latents are *active* (metrics.md §6, ``F_j = {p : f_j(p) > 0}``): a nonzero code (for
 ReLU-like codes the same as ``f > 0``; for TopK and AbsTopK the selected latents, whose
 signed codes may be negative; for matching pursuit the chosen atoms), except for gated SAEs,
 whose latent is active when its gate pre-activation is > 0 even where the magnitude path is
-0 (SPEC §6; :meth:`saebench.sae.SAE.active` does the same).
+0 (metrics.md §6; :meth:`saebench.sae.SAE.active` does the same).
 
-Decoder directions ``W_dec_FD`` (the edits of SPEC §5 add ``Δf W_dec``) are the rows of the
+Decoder directions ``W_dec_FD`` (the edits of metrics.md §5 add ``Δf W_dec``) are the rows of the
 affine map ``decode(f) = f W_dec_FD + b`` and are checked against ``decode`` once, on a random
 sparse code, when the adapter is built. For sae-lens TopK-family SAEs with
 ``rescale_acts_by_decoder_norm`` that map is ``W_dec / ‖W_dec_j‖``. For SAEs that normalise
@@ -396,7 +396,7 @@ class SAELensAdapter(DictionaryAdapter):
     @torch.no_grad()
     def active(self, x_ND: Tensor) -> Tensor:
         """Nonzero codes; for gated SAEs the open gates, ``process_sae_in(x) W_enc + b_gate
-        > 0`` (SPEC §6)."""
+        > 0`` (metrics.md §6)."""
         from sae_lens.saes.gated_sae import GatedSAE
 
         if isinstance(self.sae, GatedSAE):

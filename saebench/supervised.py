@@ -1,4 +1,4 @@
-"""Supervised feature dictionaries (SPEC §3), fitted from activations and attribute labels.
+"""Supervised feature dictionaries (metrics.md §3), fitted from activations and attribute labels.
 
 With ā the mean activation over the fitting prompts and attributes i with values v:
 

@@ -1,4 +1,4 @@
-"""Indirect object identification (IOI), as in Wang et al. and Makelov et al. (SPEC §2).
+"""Indirect object identification (IOI), as in Wang et al. and Makelov et al. (metrics.md §2).
 
 Prompts follow three templates; IO is the name that appears once, S the repeated name::
 

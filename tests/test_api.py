@@ -188,7 +188,7 @@ def test_adapter_codes_and_reconstructions_are_saelens_own(case):
         want1, want2 = sl(_shaped(sl, x1)), sl(_shaped(sl, x2))
     torch.testing.assert_close(adapter.decode(codes1), want1.flatten(1), rtol=0, atol=0)
     torch.testing.assert_close(adapter.decode(codes2), want2.flatten(1), rtol=0, atol=0)
-    if isinstance(sl, GatedSAE):  # SPEC §6: the open gate, even where the magnitude is 0
+    if isinstance(sl, GatedSAE):  # metrics.md §6: the open gate, even where the magnitude is 0
         gate = (sl.process_sae_in(x1) @ sl.W_enc + sl.b_gate) > 0
         assert torch.equal(adapter.active(x1), gate)
     else:

@@ -18,7 +18,7 @@ from saebench.control import (
 
 
 def brute_force_greedy(diff_D, delta_F, W_dec_FD, k):
-    """SPEC §5 literally: k steps, each the unused c_j bringing the sum closest to diff."""
+    """metrics.md §5 literally: k steps, each the unused c_j bringing the sum closest to diff."""
     used, total = set(), torch.zeros_like(diff_D)
     for _ in range(k):
         best = min(
@@ -138,7 +138,7 @@ def test_greedy_edit_does_not_depend_on_chunking_or_prompt_order():
             assert torch.equal(out[k][1], reference[k][1])
         assert torch.equal(permuted[k][0], reference[k][0][perm])
         assert torch.equal(permuted[k][1], reference[k][1][perm])
-    # and each edit is still the literal greedy of SPEC §5
+    # and each edit is still the literal greedy of metrics.md §5
     for p in range(0, n, 9):
         expected = brute_force_greedy(
             diff_ND[p].double(), delta_NF[p].double(), W_dec_FD.double(), 3
@@ -150,7 +150,7 @@ def test_greedy_edit_does_not_depend_on_chunking_or_prompt_order():
 
 
 def reference_aware_edit(codes_F, codes_cf_F, f1_FV, v, v_cf, k):
-    """SPEC §5 aware edit for one prompt, ranking with ties to the lower latent index."""
+    """metrics.md §5 aware edit for one prompt, ranking with ties to the lower latent index."""
     new_F = codes_F.clone()
     clean = [(-f1_FV[j, v].item(), j) for j in range(len(codes_F)) if codes_F[j] > 0]
     for score, j in sorted(clean)[:k]:

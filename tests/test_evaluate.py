@@ -1,4 +1,4 @@
-"""End-to-end identities of the scorer on a random-init model (SPEC §4–5).
+"""End-to-end identities of the scorer on a random-init model (metrics.md §4–5).
 
 These hold for any model, so a random one (no download) pins the formulas: an exact
 reconstruction scores sufficiency = necessity = 1; a reconstruction that is always the mean

@@ -1,4 +1,5 @@
-"""Tests for saebench.interpretability: hand-computed F1 counts, unions, summaries (SPEC §6, §7)."""
+"""Tests for saebench.interpretability: hand-computed F1 counts, unions, summaries
+(metrics.md §6, §7)."""
 
 import math
 from fractions import Fraction as Fr
@@ -152,7 +153,7 @@ def test_greedy_union_stops_at_max_values():
 def _greedy_reference(
     active_N: list[bool], labels: list[int], max_values: int
 ) -> tuple[float, int]:
-    """One latent, plain Python sets: the greedy search as SPEC §6 states it."""
+    """One latent, plain Python sets: the greedy search as metrics.md §6 states it."""
     fired = {p for p, a in enumerate(active_N) if a}
     values = sorted(set(labels))
 

@@ -1,4 +1,4 @@
-"""The IOI plugin: templates, positions, splits and counterfactuals (SPEC §2)."""
+"""The IOI plugin: templates, positions, splits and counterfactuals (metrics.md §2)."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ def test_plots_of_a_leaderboard_without_those_metrics_still_render(tmp_path: Pat
 
 def test_markdown_export_has_one_table_per_node_and_provenance(frame) -> None:
     text = export_markdown(frame)
-    assert "SPEC.md" in text.splitlines()[0]
+    assert "docs/metrics.md" in text.splitlines()[0]
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [f"## tiny-ioi ioi {HOOKS[0]} @ END", f"## tiny-ioi ioi {HOOKS[1]} @ END"]
     first_table = text.split("## ")[1]

@@ -1,4 +1,4 @@
-"""Supervised dictionaries recover planted attribute vectors (SPEC §3)."""
+"""Supervised dictionaries recover planted attribute vectors (metrics.md §3)."""
 
 from __future__ import annotations
 

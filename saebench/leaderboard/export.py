@@ -25,8 +25,9 @@ from saebench.leaderboard.table import (
     sort_rows,
 )
 
-SPEC_NOTE = (
-    "Metric definitions are in SPEC.md (approximation §4, control §5, interpretability §6). "
+METRICS_NOTE = (
+    "Metric definitions are in docs/metrics.md (approximation §4, control §5, "
+    "interpretability §6). "
     "`(sup)` columns are the supervised dictionary at the same node; `edit a k2` is the edit "
     "accuracy for attribute a with k = 2 latents; `cov a` is interpretability coverage. "
     "`n/c`: attribute a is not causal at this node (`noint a` > 0.5: patching the "
@@ -68,10 +69,10 @@ def _provenance_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def export_markdown(frame: pd.DataFrame, heading_level: int = 2) -> str:
-    """Markdown text: a note pointing to SPEC, then per node a heading, the compact table and
-    a collapsed provenance table. Rows are sorted by SAE name within a node."""
+    """Markdown text: a note pointing to docs/metrics.md, then per node a heading, the compact
+    table and a collapsed provenance table. Rows are sorted by SAE name within a node."""
     hashes = "#" * heading_level
-    parts = [SPEC_NOTE + "\n"]
+    parts = [METRICS_NOTE + "\n"]
     if frame.empty:
         parts.append("\n_The leaderboard has no rows yet._\n")
     for node, rows in node_groups(frame):

@@ -1,14 +1,14 @@
 """The three leaderboard figures, drawn with matplotlib's Agg canvas (no display needed).
 
-1. :func:`plot_l0_vs_fidelity`: L0 against sufficiency and against necessity (SPEC §4), one
+1. :func:`plot_l0_vs_fidelity`: L0 against sufficiency and against necessity (metrics.md §4), one
    marker shape per architecture, one colour per data source; the supervised dictionary's
    value at the node (``sup_sufficiency``, ``sup_necessity``) is a horizontal dashed line.
 2. :func:`plot_edit_accuracy_vs_magnitude`: per attribute, each SAE's edit accuracy against
-   edit magnitude at every k (SPEC §5), solid for interpretation-agnostic and dashed for
+   edit magnitude at every k (metrics.md §5), solid for interpretation-agnostic and dashed for
    interpretation-aware edits; the supervised edit is a star, no-intervention agreement a
    dotted line.
 3. :func:`plot_interpretability_coverage`: per SAE, grouped bars of ``f1_coverage_{a}`` per
-   attribute (SPEC §6); an occluded attribute shows as a bar at 0, labelled.
+   attribute (metrics.md §6); an occluded attribute shows as a bar at 0, labelled.
 
 Each figure has one row of panels per node (model, task, hook, head, position). Functions
 return the :class:`~matplotlib.figure.Figure` so tests can inspect what was drawn.
@@ -206,7 +206,7 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5, see
     :func:`saebench.leaderboard.table.not_causal`) is greyed and titled so.
     """
-    title = "Edit accuracy vs edit magnitude (SPEC §5)"
+    title = "Edit accuracy vs edit magnitude (metrics.md §5)"
     attributes = [
         a for a in attributes_in(frame.columns) if any(f"_{a}_k" in c for c in frame.columns)
     ]
@@ -307,10 +307,10 @@ def plot_interpretability_coverage(frame: pd.DataFrame) -> Figure:
     """Grouped horizontal bars: ``f1_coverage_{a}`` per attribute for every SAE, one panel per
     node; a black tick marks ``f1_mean_best_{a}`` where the CSV has it.
 
-    Coverage = fraction of an attribute's values with a latent at F1 >= tau (SPEC §6). Every
+    Coverage = fraction of an attribute's values with a latent at F1 >= tau (metrics.md §6). Every
     bar carries its value, so an occluded attribute reads as a labelled bar at 0.
     """
-    title = "Interpretability coverage per attribute (SPEC §6); tick = mean best F1"
+    title = "Interpretability coverage per attribute (metrics.md §6); tick = mean best F1"
     attributes = [a for a in attributes_in(frame.columns) if f"f1_coverage_{a}" in frame.columns]
     if not attributes:
         return _empty_figure(title, "no rows with f1_coverage_{a} columns")

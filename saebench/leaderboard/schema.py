@@ -153,14 +153,14 @@ CORE_METRICS: tuple[str, ...] = (
     "sup_necessity",
     "sup_fvu",
 )
-"""Per-node metrics with no attribute: the task at the node, then approximation (SPEC §4)."""
+"""Per-node metrics with no attribute: the task at the node, then approximation (metrics.md §4)."""
 
 ATTRIBUTE_METRICS_HEAD: tuple[str, ...] = (
     "noint_accuracy",
     "sup_edit_accuracy",
     "sup_edit_magnitude",
 )
-"""Per-attribute control references, listed before the per-k editing metrics (SPEC §5)."""
+"""Per-attribute control references, listed before the per-k editing metrics (metrics.md §5)."""
 
 K_METRICS: tuple[str, ...] = (
     "edit_accuracy",
@@ -169,7 +169,7 @@ K_METRICS: tuple[str, ...] = (
     "aware_edit_magnitude",
     "edit_score",
 )
-"""Per-attribute, per-k editing metrics, columns ``{name}_{attribute}_k{k}`` (SPEC §5)."""
+"""Per-attribute, per-k editing metrics, columns ``{name}_{attribute}_k{k}`` (metrics.md §5)."""
 
 ATTRIBUTE_METRICS_TAIL: tuple[str, ...] = (
     "f1_coverage",
@@ -177,7 +177,7 @@ ATTRIBUTE_METRICS_TAIL: tuple[str, ...] = (
     "latents_per_value",
     "max_cosine",
 )
-"""Per-attribute interpretability metrics, columns ``{name}_{attribute}`` (SPEC §6)."""
+"""Per-attribute interpretability metrics, columns ``{name}_{attribute}`` (metrics.md §6)."""
 
 _K_RE = re.compile(r"^(?P<name>" + "|".join(K_METRICS) + r")_(?P<attr>\w+?)_k(?P<k>\d+)$")
 _ATTR_RE = re.compile(

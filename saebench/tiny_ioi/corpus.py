@@ -4,8 +4,8 @@ Templates use the slots ``[A]``, ``[B]``, ``[C]`` (names), ``[PLACE]``, ``[PLACE
 ``[OBJECT]`` and ``[OBJECT2]``. A slot repeated in a template takes one value; different
 slots of a kind take different values.
 
-- IOI-style templates (``[A]``, ``[B]`` the two names, ``[C]`` the repeated one, S): the three
-  SPEC templates (imported from the IOI plugin) plus ``EXTRA_IOI_TEMPLATES``; the training text
+- IOI-style templates (``[A]``, ``[B]`` the two names, ``[C]`` the repeated one, S): the IOI
+  plugin's three templates (imported from it) plus ``EXTRA_IOI_TEMPLATES``; the training text
   is the prompt followed by the IO name and a full stop. ``HELD_OUT_TEMPLATE`` is never
   trained on; it measures whether the model learned the rule rather than the templates.
 - Interludes (``INTERLUDES``): sentences inserted before the last clause of an IOI-style
@@ -66,7 +66,7 @@ EXTRA_IOI_TEMPLATES: tuple[str, ...] = (
     "Then, [A] and [B] were working at the [PLACE]. [C] mailed a [OBJECT] to",
     "Then, [A] and [B] had a long argument. Afterwards, [C] waved to",
 )
-"""IOI-style templates beyond SPEC's three, all trained on."""
+"""IOI-style templates beyond the plugin's three, all trained on."""
 
 HELD_OUT_TEMPLATE = (
     "Later, [A] and [B] went for a walk in the [PLACE]. Then, [C] showed a [OBJECT] to"

@@ -6,7 +6,7 @@ On a ``PromptSet`` from the IOI plugin, with ``logits_BV`` the next-token logits
 - mean LD = mean over prompts of logits_BV[b, IO_b] − logits_BV[b, S_b];
 - mean-ablation curve: for each layer l, mean LD when ``blocks.{l}.hook_resid_pre`` at END
   is replaced by its mean over the prompts (the last entry: ``blocks.{n−1}.hook_resid_post``);
-- counting-adversarial scores: accuracy and mean LD on SPEC-template prompts with two
+- counting-adversarial scores: accuracy and mean LD on IOI-template prompts with two
   ``ADVERSARIAL_INTERLUDES`` (never trained on) before the last clause, so IO is mentioned
   at least three times and S twice: a model that answers "the name mentioned least" fails.
 """
@@ -68,7 +68,7 @@ def mean_ablation_curve(model, prompts: PromptSet) -> dict[str, float]:
 
 
 def counting_adversarial_prompts(tokenizer, n: int, seed: int) -> PromptSet:
-    """``n`` prompts from the SPEC templates with two adversarial interludes each.
+    """``n`` prompts from the IOI plugin's templates with two adversarial interludes each.
 
     Only ``tokens_BL``, ``positions["END"]``, ``answer_B`` (IO) and ``wrong_B`` (S) are
     filled: enough for :func:`ioi_scores`.
