@@ -18,7 +18,12 @@ repetitions. In one run it measures:
    against one shared scoring of the K SAEs; the marginal cost of an extra SAE is
    (T_shared − T_standalone) ÷ (K − 1), T_standalone the mean single run. Measured in-process
    (``evaluate`` against ``evaluate_many``) and as ``saebench run`` processes (one ``--sae``
-   each, against one process with K ``--sae``; includes Python start-up and imports).
+   each, against one process with K ``--sae``; includes Python start-up and imports). Then
+   in-process at GPT-2 Small's shape: two random TopK SAEs (d_sae 24576, k 32) at
+   ``blocks.8.hook_resid_pre`` @ END, ``--n-prompts`` prompts, fit on ``--gpt2-fit-prompts``
+   from a warm cache, one round. On tiny-ioi (width 64) an SAE's own 38 one-row interventions
+   cost about as much as the shared passes; at GPT-2's shape the shared full-sequence passes
+   (clean run, counterfactual activations) dominate.
 3. **The greedy edit** at d_sae 24576, D 768, on prompts whose numbers m of changed latents
    follow a skewed distribution (mean ≈ 150, max ≈ 420): chunks of 256 prompts in prompt
    order padded to the chunk's largest m (the former implementation, kept here as reference)
@@ -27,7 +32,7 @@ repetitions. In one run it measures:
    threads (the ``--threads`` default).
 
 Targets, checked at the end: prefix ≥ 5× faster than resume at GPT-2 shape, END; an extra SAE
-≤ 0.5× a standalone run.
+≤ 0.5× a standalone run (each way of measuring it is printed).
 
     python benchmarks/bench_scoring.py [--repeats 3] [--skip-gpt2] [--skip-sharing]
 """
@@ -47,10 +52,11 @@ from pathlib import Path
 import torch
 
 from saebench.control import greedy_edit
-from saebench.evaluate import EvalSettings, evaluate, evaluate_many
+from saebench.evaluate import EvalSettings, evaluate, evaluate_many, prepare
 from saebench.model import build_model, gpt2_tokenizer, load_model
 from saebench.node import Node
 from saebench.runner import NodeRunner, clean_run
+from saebench.sae import SAE
 from saebench.sae_io import load_sae
 from saebench.task import load_task
 
@@ -203,6 +209,49 @@ def bench_sharing(args) -> dict[str, float]:
     return out
 
 
+def random_topk_sae(d_in: int, d_sae: int, k: int, seed: int) -> SAE:
+    """A TopK SAE with random unit decoder rows and a tied encoder (costs what a trained one
+    costs: scoring does not depend on the weight values)."""
+    generator = torch.Generator().manual_seed(seed)
+    W_dec_FD = torch.randn(d_sae, d_in, generator=generator)
+    W_dec_FD /= W_dec_FD.norm(dim=1, keepdim=True)
+    return SAE("topk", W_dec_FD.T.clone(), W_dec_FD, torch.zeros(d_sae), torch.zeros(d_in), k=k)
+
+
+def bench_sharing_gpt2(model, layer: int, args) -> dict[str, float]:
+    """Section 2 at GPT-2 Small's shape, in-process: two random TopK SAEs (d_sae 24576, k 32)
+    at ``blocks.{layer}.hook_resid_pre`` @ END, ``--n-prompts`` prompts, supervised fit from a
+    warm cache; standalone ``evaluate`` of each against one ``evaluate_many`` of both (one
+    round: each takes minutes)."""
+    task = load_task("ioi", tokenizer=model.tokenizer)
+    node = Node(f"blocks.{layer}.hook_resid_pre", "END")
+    d = model.cfg.d_model
+    saes = [random_topk_sae(d, 24576, 32, seed) for seed in (0, 1)]
+    settings = EvalSettings(
+        n_prompts=args.n_prompts,
+        n_fit_prompts=args.gpt2_fit_prompts,
+        batch_size=args.n_prompts,
+        progress=False,
+        cache_dir=Path(tempfile.mkdtemp(prefix="saebench-bench-gpt2-")),
+    )
+    prepare(model, task, node, settings)  # warm the supervised cache
+    fns: dict[str, Callable[[], object]] = {
+        f"alone {i}": (lambda s=sae: evaluate(model, task, node, s, settings))
+        for i, sae in enumerate(saes)
+    }
+    fns["shared"] = lambda: evaluate_many(model, task, node, saes, settings)
+    got = best_cpu(fns, 1)
+    alone = (got["alone 0"] + got["alone 1"]) / 2
+    marginal = got["shared"] - alone
+    print(
+        f"  in-process, 2 SAEs (d_sae 24576) at {node} of the GPT-2-shaped model "
+        f"({args.n_prompts} prompts): standalone evaluate {alone:.1f}s, evaluate_many "
+        f"{got['shared']:.1f}s, extra SAE {marginal:.1f}s = {marginal / alone:.2f} x standalone",
+        flush=True,
+    )
+    return {"gpt2_inproc_alone": alone, "gpt2_inproc_marginal": marginal}
+
+
 def padded_greedy(diff_ND, delta_NF, W_dec_FD, ks, chunk: int = 256):
     """The former greedy edit: chunks in prompt order, padded to the chunk's largest m."""
     n, f = delta_NF.shape
@@ -311,6 +360,7 @@ def main() -> None:
     parser.add_argument("--greedy-prompts", type=int, default=256)
     parser.add_argument("--skip-gpt2", action="store_true")
     parser.add_argument("--skip-sharing", action="store_true")
+    parser.add_argument("--gpt2-fit-prompts", type=int, default=2000)
     parser.add_argument("--skip-processes", action="store_true")
     parser.add_argument("--skip-greedy", action="store_true")
     parser.add_argument("--compare-threads", action="store_true")
@@ -332,6 +382,8 @@ def main() -> None:
     if not args.skip_sharing:
         print(f"2. several SAEs at one node, CPU seconds (best of {args.repeats})")
         sharing = bench_sharing(args)
+        if gpt2 is not None:
+            sharing.update(bench_sharing_gpt2(gpt2, 8, args))
     if not args.skip_greedy:
         print("3. greedy edit, CPU seconds")
         bench_greedy(args)
@@ -348,7 +400,11 @@ def main() -> None:
             f"  prefix vs resume at GPT-2 shape, END: x{speedup:.1f} (target >= 5): "
             f"{'met' if speedup >= 5 else 'NOT met'}"
         )
-    for label, key in (("in-process", "inproc"), ("as processes", "process")):
+    for label, key in (
+        ("in-process, tiny-ioi", "inproc"),
+        ("as processes, tiny-ioi", "process"),
+        ("in-process, GPT-2 shape", "gpt2_inproc"),
+    ):
         if f"{key}_alone" in sharing:
             ratio = sharing[f"{key}_marginal"] / sharing[f"{key}_alone"]
             print(
