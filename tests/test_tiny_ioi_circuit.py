@@ -83,9 +83,13 @@ def test_two_map_cells_recompute_on_the_shipped_weights(causal_map):
     the map's settings, gives the map's noint and supervised-edit accuracies."""
     model = load_model("tiny-ioi")
     task = load_task("ioi", tokenizer=model.tokenizer)
-    n_prompts = int(causal_map["n_prompts"].iloc[0])
     settings = EvalSettings(
-        n_prompts=n_prompts, n_fit_prompts=2000, ks=(1,), cache_dir=None, progress=False
+        n_prompts=int(causal_map["n_prompts"].iloc[0]),
+        n_fit_prompts=int(causal_map["n_fit_prompts"].iloc[0]),
+        seed=int(causal_map["seed"].iloc[0]),
+        ks=(1,),
+        cache_dir=None,
+        progress=False,
     )
     for attribute in REQUIRED:
         rows = causal_map[causal_map["attribute"] == attribute]
