@@ -203,26 +203,40 @@ def run_node(job: NodeJob) -> list[str]:
 
 
 @click.command()
-@click.option("--model", default="tiny-ioi", show_default=True)
+@click.option("--model", default="tiny-ioi", show_default=True, help="Model to sweep.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Directory for the trained SAEs (one subdirectory per node).",
 )
-@click.option("--leaderboard", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--leaderboard",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Leaderboard CSV the rows are upserted into.",
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".saebench-cache"),
     show_default=True,
+    help="Cache of fitted supervised dictionaries.",
 )
 @click.option("--expansion", default=8, show_default=True, help="Latents per input dimension.")
-@click.option("--steps", default=3000, show_default=True)
-@click.option("--n-task-prompts", default=20000, show_default=True)
-@click.option("--n-general-texts", default=4000, show_default=True)
-@click.option("--n-eval-prompts", default=1000, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--steps", default=3000, show_default=True, help="Optimiser steps per SAE.")
+@click.option(
+    "--n-task-prompts", default=20000, show_default=True, help="Training prompts (--data task)."
+)
+@click.option(
+    "--n-general-texts", default=4000, show_default=True, help="Training texts (--data general)."
+)
+@click.option(
+    "--n-eval-prompts", default=1000, show_default=True, help="Evaluation prompts per SAE."
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed of training and evaluation prompts."
+)
 @click.option("--processes", default=2, show_default=True, help="Nodes evaluated in parallel.")
 @click.option(
     "--node",

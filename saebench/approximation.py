@@ -25,8 +25,9 @@ from torch import Tensor
 
 
 def l0(active_NF: Tensor) -> float:
-    """Mean number of active latents per prompt."""
-    return active_NF.float().sum(1).mean().item()
+    """Mean number of active latents per prompt (counted exactly, divided in float64)."""
+    n = active_NF.shape[0]
+    return int(active_NF.bool().sum().item()) / n if n else float("nan")
 
 
 def fvu(x_ND: Tensor, xhat_ND: Tensor) -> float:
@@ -36,8 +37,8 @@ def fvu(x_ND: Tensor, xhat_ND: Tensor) -> float:
 
 
 def dead_fraction(active_NF: Tensor) -> float:
-    """Fraction of latents that are active on no prompt."""
-    return (~active_NF.any(0)).float().mean().item()
+    """Fraction of latents that are active on no prompt (exactly dead / F, in float64)."""
+    return int((~active_NF.bool().any(0)).sum().item()) / active_NF.shape[1]
 
 
 def sufficiency(ld_recon_N: Tensor, ld_clean_N: Tensor) -> float:

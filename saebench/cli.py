@@ -9,10 +9,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
-from saebench.evaluate import DEFAULT_KS, DEFAULT_N_FIT_PROMPTS
-from saebench.run import DEFAULT_JSON_OUT, DEFAULT_LEADERBOARD
-from saebench.runner import DEFAULT_CACHE_BUDGET_MB
+from saebench.cli_common import (
+    CACHE_BUDGET_HELP,
+    DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_JSON_OUT,
+    DEFAULT_KS,
+    DEFAULT_LEADERBOARD,
+    DEFAULT_N_FIT_PROMPTS,
+    MAX_N_PROMPTS,
+    THREADS_HELP,
+    check_hook_syntax,
+    check_task_options,
+    fail,
+    set_threads,
+)
 
 if TYPE_CHECKING:
     from saebench.run import Outcome
@@ -28,7 +38,45 @@ def _parse_ks(_ctx, _param, value: str) -> tuple[int, ...]:
     return ks
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavy subcommands are imported only when used, so that
+    ``saebench --help`` imports no torch: ``lazy`` maps a name to (module, attribute,
+    one-line help shown in the command list)."""
+
+    lazy: dict[str, tuple[str, str, str]] = {
+        "map": (
+            "saebench.cli_map",
+            "map_command",
+            "Map where a model's task answer depends on each attribute, node by node.",
+        ),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module, attribute, _ = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy and name not in self.commands:
+                rows.append((name, self.lazy[name][2]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress messages (INFO level).")
 def main(verbose: bool) -> None:
     """saebench: rate sparse autoencoders against supervised feature dictionaries.
@@ -88,14 +136,15 @@ def main(verbose: bool) -> None:
     type=click.IntRange(min=10),
     default=1000,
     show_default=True,
-    help="Evaluation prompts (test split).",
+    help=f"Evaluation prompts (test split); at most {MAX_N_PROMPTS:,} (all are held in memory).",
 )
 @click.option(
     "--n-fit-prompts",
     type=click.IntRange(min=10),
     default=DEFAULT_N_FIT_PROMPTS,
     show_default=True,
-    help="Prompts the supervised dictionaries are fitted on (same split, other seed).",
+    help="Prompts the supervised dictionaries are fitted on (same split, other seed); at most "
+    f"{MAX_N_PROMPTS:,}.",
 )
 @click.option(
     "--k",
@@ -106,7 +155,12 @@ def main(verbose: bool) -> None:
     help="Numbers of latents an SAE edit may use.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for prompts.")
-@click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda, ...).")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="torch device (cpu, cuda, cuda:1, mps); checked before anything is loaded.",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -125,14 +179,25 @@ def main(verbose: bool) -> None:
     "--leaderboard",
     default=DEFAULT_LEADERBOARD,
     show_default=True,
-    help="Leaderboard CSV to upsert the row into ({model}, {task} are filled in).",
+    help="Leaderboard CSV to upsert the row into ({model}, {task} are filled in; relative to "
+    "the working directory).",
 )
 @click.option("--no-leaderboard", is_flag=True, help="Do not write a leaderboard row.")
 @click.option(
     "--json-out",
     default=DEFAULT_JSON_OUT,
     show_default=True,
-    help="Per-run JSON ({model}, {task}, {sae}, {node} are filled in).",
+    help="Per-run JSON ({model}, {task}, {sae}, {node} are filled in; relative to the working "
+    "directory). Both outputs are checked for writability before the evaluation; a result "
+    "that still cannot be written is saved under $SAEBENCH_CACHE/unsaved (~/.cache/saebench/"
+    "unsaved) and the error names the file.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds to wait for the leaderboard's lock held by another process before failing "
+    "with a message naming it (pid, host). Default: $SAEBENCH_LOCK_TIMEOUT, else 30.",
 )
 @click.option(
     "--cache-dir",
@@ -182,8 +247,9 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
     was scored or skipped; 1 when some of several failed; 2 when the call could not start
     (bad options) or its only SAE failed.
     """
-    from saebench.cache import default_cache_dir
+    _check_early(options)
     from saebench.discover import expand
+    from saebench.io_utils import default_cache_dir
     from saebench.run import Outcome, RunConfig, run_outcomes
 
     set_threads(threads)
@@ -193,7 +259,10 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
     skip_existing = options.pop("skip_existing")
     if skip_existing is None:
         skip_existing = not no_leaderboard
-    found = expand(saes, checkpoints=options.pop("checkpoints"))
+    try:
+        found = expand(saes, checkpoints=options.pop("checkpoints"))
+    except OSError as err:  # e.g. a folder that cannot be read
+        fail(_os_message(err))
     if len(found) > 1 and options["name"] is not None:
         click.echo("error: --name names one SAE; drop it when scoring several", err=True)
         sys.exit(2)
@@ -213,8 +282,9 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
     try:
         done = iter(run_outcomes([c for c, f in zip(configs, found, strict=True) if not f.error]))
     except ValueError as err:  # an option of the whole call: nothing was done
-        click.echo(f"error: {err.args[0] if err.args else err}", err=True)
-        sys.exit(2)
+        fail(err.args[0] if err.args else err)
+    except OSError as err:
+        fail(_os_message(err))
     outcomes = [
         Outcome(config, message=item.error) if item.error else next(done)
         for config, item in zip(configs, found, strict=True)
@@ -227,6 +297,36 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
         click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
     if counts["failed"]:
         sys.exit(1 if several else 2)
+
+
+def _os_message(err: OSError) -> str:
+    """One line for an ``OSError``: ``PATH: why``."""
+    why = err.strerror or str(err)
+    return f"{err.filename}: {why}" if err.filename else why
+
+
+def _check_early(options: dict) -> None:
+    """Fail (one line, exit 2) on option values that are wrong whatever the SAE, before the
+    libraries are imported and the model loaded: prompt counts, task, position, hook, head,
+    device."""
+    for name in ("n_prompts", "n_fit_prompts"):
+        if options[name] > MAX_N_PROMPTS:
+            fail(
+                f"--{name.replace('_', '-')} {options[name]:,} is more than one run holds in "
+                f"memory (at most {MAX_N_PROMPTS:,}; prompts, activations and logits are kept "
+                "for the whole run)"
+            )
+    if options["head"] is not None and options["head"] < 0:
+        fail(f"--head {options['head']} must be 0 or more")
+    try:
+        if options["hook"] is not None:
+            check_hook_syntax(options["hook"])
+        check_task_options(options["task"], (options["position"],))
+        from saebench.model import check_device
+
+        check_device(options["device"])
+    except (KeyError, ValueError) as err:
+        fail(err.args[0] if err.args else err)
 
 
 def _report(outcome: Outcome, several: bool) -> None:
@@ -334,10 +434,24 @@ def _report(outcome: Outcome, several: bool) -> None:
     help="Optimiser steps (default: the trainer's).",
 )
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Activation vectors per optimiser step.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the training prompts or texts and of the SAE's initialisation.",
+)
 @click.option("--task", default="ioi", show_default=True, help="Task plugin for --data task.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--device", default="cpu", show_default=True, help="torch device (cpu, cuda, cuda:1, mps)."
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -349,9 +463,13 @@ def _report(outcome: Outcome, several: bool) -> None:
 )
 def train(model_name: str, kind: str, out: Path, device: str, threads: int, **options) -> None:
     """Train an SAE (or build a reference baseline) at a node and save it for `saebench run`."""
-    from saebench.model import ModelUnavailableError, load_model
+    from saebench.model import ModelUnavailableError, check_device, load_model
     from saebench_baselines.build import BuildSpec, build
 
+    try:
+        check_device(device)
+    except ValueError as err:
+        fail(err.args[0])
     set_threads(threads)
     spec = BuildSpec(kind="standard" if kind == "relu" else kind, **options)
     if spec.kind in ("topk", "batchtopk") and spec.k is None:
@@ -363,7 +481,7 @@ def train(model_name: str, kind: str, out: Path, device: str, threads: int, **op
         click.echo(f"error: {err.args[0] if err.args else err}", err=True)
         sys.exit(2)
     summary = {k: report[k] for k in ("l0", "fvu", "dead_fraction") if k in report}
-    click.echo(f"saved {path} ({report['n_train']} training vectors) {summary}")
+    click.echo(f"saved {Path(path).absolute()} ({report['n_train']} training vectors) {summary}")
 
 
 @main.command()
@@ -377,10 +495,8 @@ def tasks() -> None:
 
 def _attach_groups() -> None:
     from saebench.cli_leaderboard import leaderboard
-    from saebench.cli_map import map_command
 
-    main.add_command(leaderboard)
-    main.add_command(map_command)
+    main.add_command(leaderboard)  # light (no torch, no pandas at import); map is lazy
     try:
         from saebench.cli_model import model
     except ImportError:

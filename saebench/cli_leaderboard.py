@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from saebench.cli_common import fail
 from saebench.leaderboard.store import LeaderboardError, read_leaderboard
 
 DEFAULT_CSV = Path("leaderboard") / "tiny-ioi.csv"
@@ -22,15 +23,19 @@ _csv_argument = click.argument(
 
 
 def _load(csv: str):
+    """The leaderboard at ``csv``; one ``error:`` line and exit code 2 when it cannot be read
+    (as ``saebench run`` reports errors)."""
     try:
         return read_leaderboard(csv)
     except LeaderboardError as err:
-        raise click.ClickException(str(err)) from err
+        fail(str(err))
+    except OSError as err:
+        fail(f"{err.filename or csv}: {err.strerror or err}")
 
 
 @click.group()
 def leaderboard() -> None:
-    """Show, plot and export leaderboard CSVs."""
+    """Show, plot and export leaderboard CSVs (default: leaderboard/tiny-ioi.csv)."""
 
 
 @leaderboard.command()
@@ -57,7 +62,11 @@ def show(
     columns: tuple[str, ...],
     plain: bool,
 ) -> None:
-    """Print the leaderboard as a table, each SAE metric beside its supervised reference."""
+    """Print the leaderboard as a table, each SAE metric beside its supervised reference.
+
+    \b
+    CSV defaults to leaderboard/tiny-ioi.csv (relative to the working directory).
+    """
     from saebench.leaderboard.table import (
         TableError,
         compact_columns,
@@ -74,7 +83,7 @@ def show(
         frame = sort_rows(frame, sort_column, descending=desc)
         selected = resolve_columns(frame, columns) if columns else compact_columns(frame)
     except TableError as err:
-        raise click.UsageError(str(err)) from err
+        fail(str(err))
     if frame.empty:
         click.echo(f"{csv}: no rows" + (" match the filter" if filter_expr else ""))
         return
@@ -95,7 +104,8 @@ def show(
     help="Directory for the PNGs (default: plots/ next to the CSV).",
 )
 def plot(csv: str, out_dir: str | None) -> None:
-    """Draw l0_vs_fidelity.png, edit_accuracy_vs_magnitude.png, interpretability_coverage.png."""
+    """Draw the leaderboard figures as PNGs: edit accuracy and edit magnitude against k,
+    sparsity vs fidelity, edit accuracy vs magnitude, interpretability coverage."""
     from saebench.leaderboard.plots import write_plots
 
     frame = _load(csv)
@@ -104,8 +114,21 @@ def plot(csv: str, out_dir: str | None) -> None:
         click.echo(str(path))
 
 
+EXPORT_FORMATS: tuple[str, ...] = ("markdown", "saebench")
+"""Formats of ``saebench leaderboard export``; ``markdown`` is the default."""
+
+
 @leaderboard.command()
-@_csv_argument
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(EXPORT_FORMATS),
+    default="markdown",
+    show_default=True,
+    help="markdown: per-node tables (PATHS: [CSV]). saebench: one SAEBench eval-results JSON "
+    "per row (PATHS: [CSV] DIR).",
+)
 @click.option(
     "--markdown",
     "markdown_file",
@@ -127,10 +150,59 @@ def plot(csv: str, out_dir: str | None) -> None:
     type=click.Path(file_okay=False),
     help="Plot directory the README links to (default: plots/ next to the README).",
 )
+@click.option(
+    "--runs",
+    "runs_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="saebench format: run JSONs (e.g. runs/) adding sae-lens version and details.",
+)
 def export(
+    paths: tuple[str, ...],
+    export_format: str,
+    markdown_file: str | None,
+    readme_file: str | None,
+    plots_dir: str | None,
+    runs_dir: str | None,
+) -> None:
+    """Export the per-node Markdown tables (and optionally the leaderboard README), or one
+    SAEBench eval-results JSON per row (leaderboard/saebench_format.py).
+
+    \b
+      export [CSV] [--markdown FILE] [--readme FILE [--plots DIR]]
+      export --format saebench [CSV] DIR [--runs RUNS_DIR]
+    CSV defaults to leaderboard/tiny-ioi.csv (relative to the working directory).
+    """
+    if export_format == "saebench":
+        if markdown_file or readme_file or plots_dir:
+            raise click.UsageError("--markdown, --readme and --plots are for --format markdown")
+        if not 1 <= len(paths) <= 2:
+            raise click.UsageError("--format saebench takes [CSV] DIR")
+        csv = paths[0] if len(paths) == 2 else str(DEFAULT_CSV)
+        _export_saebench(csv, paths[-1], runs_dir)
+        return
+    if runs_dir is not None:
+        raise click.UsageError("--runs is for --format saebench")
+    if len(paths) > 1:
+        raise click.UsageError(f"--format markdown takes at most one CSV, got {len(paths)} paths")
+    csv = paths[0] if paths else str(DEFAULT_CSV)
+    _export_markdown(csv, markdown_file, readme_file, plots_dir)
+
+
+def _export_saebench(csv: str, out_dir: str, runs_dir: str | None) -> None:
+    from saebench.leaderboard.saebench_format import run_records_in, write_saebench_results
+
+    if Path(out_dir).suffix == ".csv" or Path(out_dir).is_file():
+        raise click.UsageError(f"{out_dir} is a file; --format saebench writes into a directory")
+    frame = _load(csv)
+    records = run_records_in(runs_dir) if runs_dir is not None else None
+    written = write_saebench_results(frame, out_dir, run_records=records)
+    click.echo(f"wrote {len(written)} SAEBench result file(s) to {out_dir}")
+
+
+def _export_markdown(
     csv: str, markdown_file: str | None, readme_file: str | None, plots_dir: str | None
 ) -> None:
-    """Export the per-node Markdown tables (and optionally the leaderboard README)."""
     from saebench.leaderboard.export import export_markdown, render_leaderboard_readme
 
     frame = _load(csv)
@@ -146,6 +218,6 @@ def export(
         try:
             body = render_leaderboard_readme(csv, plots, readme_dir=readme.parent)
         except LeaderboardError as err:
-            raise click.ClickException(str(err)) from err
+            fail(str(err))
         readme.write_text(body, encoding="utf-8")
         click.echo(f"wrote {readme_file}")

@@ -203,6 +203,12 @@ def map_command(
         except ValueError as err:
             raise BadOption(str(err), param_hint="'--positions'") from err
     out_dir = _out_dir(out, model_name, task)
+    from saebench.model import check_device
+
+    try:
+        check_device(device)
+    except ValueError as err:
+        raise BadOption(str(err), param_hint="'--device'") from err
     set_threads(threads)
 
     from saebench.cache import default_cache_dir
@@ -243,4 +249,4 @@ def map_command(
         sys.exit(2)
     click.echo(format_summary(frame, causal_max_noint, editable_min_sup))
     for name, path in paths.items():
-        click.echo(f"{name}: {path}")
+        click.echo(f"{name}: {Path(path).absolute()}")

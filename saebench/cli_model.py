@@ -21,7 +21,14 @@ def model() -> None:
 
 @model.command("train")
 @click.argument("name", type=click.Choice(["tiny-ioi"]))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write config.json, model.safetensors, tokenizer.json and "
+    "training.json to (created if absent).",
+)
 @click.option("--seed", default=None, type=int, help="Seed of weights and texts (default 0).")
 @click.option("--steps", default=None, type=int, help="Optimiser steps (default: the shipped run).")
 @click.option(

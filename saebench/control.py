@@ -205,8 +205,14 @@ def edit_magnitude(weights_NF: Tensor, codes_NF: Tensor, new_codes_NF: Tensor) -
 
 
 def agreement(pred_N: Tensor, target_N: Tensor) -> float:
-    """Fraction of prompts whose prediction equals the target token."""
-    return (pred_N == target_N).float().mean().item()
+    """Fraction of prompts whose prediction equals the target token: exactly k / N as a
+    Python float (counted, not averaged in float32); NaN for no prompts.
+
+    >>> agreement(torch.tensor([1, 2, 3]), torch.tensor([1, 2, 0]))
+    0.6666666666666666
+    """
+    n = pred_N.numel()
+    return int((pred_N == target_N).sum().item()) / n if n else float("nan")
 
 
 def normalised_edit_score(acc: float, acc_noint: float, acc_sup: float) -> float:

@@ -16,11 +16,12 @@ embedded model shipped in ``saebench/models/tiny-ioi``) or ``random-gpt2`` (a ra
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -70,9 +71,49 @@ def build_model(
     model = _hooked_transformer_class()(HookedTransformerConfig(**cfg), tokenizer=tokenizer)
     if state_dict is not None:
         model.load_state_dict(state_dict, strict=False)
-    model.to(device)
+    with _stdout_to_log():
+        model.to(device)
     model.eval()
     return model
+
+
+@contextmanager
+def _stdout_to_log():
+    """Send what TransformerLens ``print``s (``Moving model to device: cpu``, ``Loaded
+    pretrained model ...``) to this module's log at INFO level instead of stdout."""
+    buffer = io.StringIO()
+    try:
+        with redirect_stdout(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                logger.info("%s", line.strip())
+
+
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` (one line) unless ``device`` is a torch device this machine has:
+    a valid device string, and for ``cuda`` / ``mps`` a torch build that can use it."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)"
+        ) from err
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {device}: this torch build or machine has no CUDA "
+                f"(torch {torch.__version__}); use --device cpu"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device}: saebench runs on cpu, cuda or mps")
 
 
 def gpt2_tokenizer():
@@ -165,7 +206,7 @@ def load_model(name: str, processing: dict[str, Any] | None = None, device: str 
         return random_gpt2(device=device)
     kwargs = effective_processing(name, processing)
     try:
-        with _offline_unless_hub_reachable():
+        with _offline_unless_hub_reachable(), _stdout_to_log():
             return _hooked_transformer_class().from_pretrained(name, device=device, **kwargs)
     except Exception as err:  # noqa: BLE001 - any failure here means "cannot load"
         raise ModelUnavailableError(

@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +24,15 @@ from typing import Any
 
 from saebench import __version__, evaluate
 from saebench.discover import load as load_sae
-from saebench.evaluate import DEFAULT_KS, DEFAULT_N_FIT_PROMPTS, EvalResult, EvalSettings
+from saebench.evaluate import (
+    DEFAULT_KS,
+    DEFAULT_N_FIT_PROMPTS,
+    FIT_SEED_OFFSET,
+    EvalResult,
+    EvalSettings,
+    counterfactual_seed,
+)
+from saebench.io_utils import atomic_write, check_writable, dumps_strict, save_unsaved
 from saebench.leaderboard.schema import LEGACY_TASK_VERSION, SETTINGS_COLUMNS, format_ks
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
@@ -40,6 +46,7 @@ logger = logging.getLogger(__name__)
 SUPERVISED_SPECS = {"supervised:mean": "mean", "supervised:lstsq": "lstsq"}
 """``--sae`` values that score a supervised dictionary itself (needs ``--model``, ``--hook``)."""
 DEFAULT_MODEL = "gpt2-small"
+# relative paths are relative to the working directory; records and messages name them absolute
 DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
 DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
 
@@ -82,6 +89,8 @@ class RunConfig:
     force: bool = False
     """Score even when such a row exists, and replace a row of this SAE at this node that was
     computed with other settings (without it, that SAE fails before any work)."""
+    lock_timeout: float | None = None
+    """Seconds to wait for the leaderboard's lock (None: ``$SAEBENCH_LOCK_TIMEOUT`` or 30)."""
 
 
 @dataclass
@@ -332,6 +341,16 @@ def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
     from saebench.leaderboard import SettingsConflict, find_row
     from saebench.leaderboard.store import format_cell, settings_differences
 
+    try:  # before any work: an output that could not be written fails the SAE now
+        for what, path in job.paths.items():
+            check_writable(path, what="leaderboard" if what == "leaderboard" else "JSON")
+        if "leaderboard" in job.paths:
+            from saebench.leaderboard.store import lock_path
+
+            check_writable(lock_path(job.paths["leaderboard"]), what="leaderboard lock")
+    except OSError as err:
+        _fail(outcome, err)
+        return False
     csv_path = job.paths.get("leaderboard")
     if csv_path is None or job.config.force:
         return True
@@ -411,8 +430,19 @@ def _fail(outcome: Outcome, err: Exception) -> None:
     from saebench.model import ModelUnavailableError
     from saebench.sae_io import SAELoadError
 
-    expected = (SAELoadError, ModelUnavailableError, LeaderboardError, ValueError, KeyError)
-    message = str(err.args[0]) if err.args else str(err)
+    expected = (
+        SAELoadError,
+        ModelUnavailableError,
+        LeaderboardError,
+        ValueError,
+        KeyError,
+        UnsavedResultError,
+    )
+    if isinstance(err, OSError) and err.strerror:
+        expected += (OSError,)
+        message = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    else:
+        message = str(err.args[0]) if err.args else str(err)
     if not isinstance(err, expected):
         message = f"{type(err).__name__}: {message}"
         logger.info("%s failed", outcome.config.sae, exc_info=err)
@@ -431,6 +461,8 @@ def _record(job: _Job, result: EvalResult, timing: dict[str, float]) -> RunRecor
             "git_commit": git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": config.seed,
+            "fit_seed": config.seed + FIT_SEED_OFFSET,
+            "counterfactual_seeds": counterfactual_seeds(config.task, config.seed),
             "n_prompts": config.n_prompts,
             "n_fit_prompts": config.n_fit_prompts,
             **timing,
@@ -444,16 +476,63 @@ def _record(job: _Job, result: EvalResult, timing: dict[str, float]) -> RunRecor
             else hyperparameters(dictionary)
         ),
     )
-    # the JSON first: if the leaderboard cannot be written, the result is still on disk
-    if "json" in job.paths:
-        record.paths["json"] = job.paths["json"]
-        write_json(Path(job.paths["json"]), record)
-    if "leaderboard" in job.paths:
-        from saebench.leaderboard import upsert_row
-
-        record.paths["leaderboard"] = job.paths["leaderboard"]
-        upsert_row(job.paths["leaderboard"], leaderboard_row(record), replace_settings=config.force)
+    write_outputs(record, job.paths, config.force, config.lock_timeout)
     return record
+
+
+class UnsavedResultError(RuntimeError):
+    """An output of a scored SAE could not be written; the message names where the result
+    was saved instead (:func:`saebench.io_utils.save_unsaved`), so it is not lost."""
+
+
+def write_outputs(
+    record: RunRecord,
+    paths: dict[str, str],
+    replace_settings: bool = False,
+    lock_timeout: float | None = None,
+) -> None:
+    """Write the record's JSON, then its leaderboard row, as ``paths`` say.
+
+    The JSON goes first: if the leaderboard cannot be written the result is still on disk.
+    When the JSON cannot be written either, the record is saved under
+    :func:`saebench.io_utils.unsaved_dir`; either way :class:`UnsavedResultError` names the
+    failure and where the result is.
+    """
+    from saebench.leaderboard import LeaderboardError, upsert_row
+
+    record.paths = {what: str(Path(path).absolute()) for what, path in paths.items()}
+    saved, stage = None, ""
+    try:
+        if "json" in paths:
+            stage = f"the JSON {record.paths['json']}"
+            write_json(Path(paths["json"]), record)
+            saved = record.paths["json"]
+        if "leaderboard" in paths:
+            stage = f"the leaderboard row to {record.paths['leaderboard']}"
+            upsert_row(
+                paths["leaderboard"],
+                leaderboard_row(record),
+                replace_settings=replace_settings,
+                lock_timeout=lock_timeout,
+            )
+    except (OSError, LeaderboardError) as err:
+        if isinstance(err, OSError) and err.strerror:
+            why = err.strerror
+        else:
+            why = str(err)
+        if saved is None:
+            name = f"{record.identity.get('sae_name', 'sae')}-{record.identity['task']}.json"
+            saved = str(save_unsaved(name.replace("/", "_"), dumps_strict(asdict(record))))
+        raise UnsavedResultError(
+            f"could not write {stage} ({why}); the result is saved in {saved}"
+        ) from err
+
+
+def counterfactual_seeds(task: str, seed: int) -> dict[str, int]:
+    """The seed of each attribute's counterfactual prompts
+    (:func:`saebench.evaluate.counterfactual_seed`), by attribute name."""
+    attributes = getattr(task_factory(task), "attributes", ())
+    return {attr: counterfactual_seed(seed, i) for i, attr in enumerate(attributes)}
 
 
 def check_templates(config: RunConfig) -> None:
@@ -493,10 +572,6 @@ def leaderboard_row(record: RunRecord) -> dict[str, Any]:
 
 
 def write_json(path: Path, record: RunRecord) -> None:
-    """Write the run record atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(asdict(record), handle, indent=2, default=str, allow_nan=True)
-    os.replace(tmp, path)
+    """Write the run record atomically as strict JSON (NaN written as ``null``), mode 0644
+    under the usual umask (:func:`saebench.io_utils.atomic_write`)."""
+    atomic_write(path, dumps_strict(asdict(record)) + "\n")

@@ -249,16 +249,18 @@ def _sae_from_saelens_parts(
     state = {name: tensor.to(_DTYPES[dtype_name]) for name, tensor in state.items()}
 
     normalization = _normalization(raw)
+    # the config states the normalisation: name cfg.json (beside the weights), not the weights
+    cfg_where = where.with_name(SAELENS_CFG) if isinstance(where, Path) else where
     if normalization == "expected_average_only_in" and scaling_factor is None:
         raise _error(
-            where,
+            cfg_where,
             "normalize_activations='expected_average_only_in' but no scaling factor is known "
             f"({SAELENS_SCALER} missing); fold it into the weights first",
         )
     if normalization not in ("none", "expected_average_only_in"):
-        raise _error(where, f"normalize_activations={normalization!r} is not supported")
+        raise _error(cfg_where, f"normalize_activations={normalization!r} is not supported")
     if raw.get("reshape_activations", "none") not in ("none", "hook_z"):
-        raise _error(where, f"reshape_activations={raw['reshape_activations']!r} not supported")
+        raise _error(cfg_where, f"reshape_activations={raw['reshape_activations']!r} not supported")
 
     def need(name: str) -> Tensor:
         if name not in state:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pandas as pd
 import pytest
@@ -197,3 +199,49 @@ def test_several_saes_need_distinct_names_and_json_paths(sae_dir, tmp_path, extr
         main, ["run", "--sae", str(sae_dir), "--sae", str(other), "--no-leaderboard", *extra]
     )
     assert result.exit_code == 2 and expected in result.output
+
+
+def test_run_outputs_are_strict_json_0644_absolute_and_reproducible(sae_dir, tmp_path, monkeypatch):
+    """`--sae DIR/cfg.json` is named after DIR; the JSON parses strictly (NaN as null), is
+    mode 0644 like the CSV, records the fitting and counterfactual seeds; accuracies are k/N
+    exactly; paths are printed absolute; --quiet prints no TransformerLens chatter."""
+    from saebench.evaluate import FIT_SEED_OFFSET, counterfactual_seed
+
+    monkeypatch.chdir(tmp_path)
+    old_umask = os.umask(0o022)
+    try:
+        args = ["run", "--sae", str(sae_dir / "cfg.json"), "--n-prompts", "40"]
+        args += ["--n-fit-prompts", "300", "--k", "1,2", "--no-cache", "--quiet", "--seed", "3"]
+        args += ["--leaderboard", "lb.csv", "--json-out", "runs/{sae}.json"]
+        result = run_cli(args)
+    finally:
+        os.umask(old_umask)
+    assert result.exit_code == 0, result.output
+    assert "Moving model" not in result.output
+    js = tmp_path / "runs" / "my-sae.json"
+    assert f"json: {js}" in result.stdout and f"leaderboard: {tmp_path / 'lb.csv'}" in result.stdout
+
+    def reject(constant):
+        raise ValueError(f"non-strict JSON constant {constant}")
+
+    record = json.loads(js.read_text(), parse_constant=reject)
+    assert record["identity"]["sae_name"] == "my-sae"
+    assert record["paths"]["json"] == str(js)
+    assert stat.S_IMODE(js.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "lb.csv").stat().st_mode) == 0o644
+    provenance = record["provenance"]
+    assert provenance["fit_seed"] == 3 + FIT_SEED_OFFSET
+    assert provenance["counterfactual_seeds"] == {
+        attr: counterfactual_seed(3, i) for i, attr in enumerate(("io", "s", "pos"))
+    }
+    accuracies = {k: v for k, v in record["metrics"].items() if "accuracy" in k}
+    assert accuracies
+    for name, value in accuracies.items():
+        assert value == round(value * 40) / 40, (name, value)  # k/N, no float32 noise
+
+
+def test_strict_json_writes_nan_and_infinity_as_null():
+    from saebench.io_utils import dumps_strict
+
+    text = dumps_strict({"a": float("nan"), "b": [float("inf"), 1.5], "c": torch.tensor(0.25)})
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": 0.25}

@@ -32,12 +32,19 @@ import logging
 import math
 import os
 import re
-import tempfile
-from collections.abc import Mapping
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
+
+from saebench.io_utils import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from saebench.leaderboard.schema import (
     FLOAT_COLUMNS,
@@ -52,8 +59,12 @@ from saebench.leaderboard.schema import (
 
 logger = logging.getLogger(__name__)
 
-LOCK_TIMEOUT_S = 120.0
-"""How long a writer waits for the lock before giving up with :class:`filelock.Timeout`."""
+LOCK_TIMEOUT_S = 30.0
+"""How long a writer waits for the lock by default (``$SAEBENCH_LOCK_TIMEOUT`` overrides it,
+``saebench run --lock-timeout`` too) before giving up with a :class:`LockTimeout` that names
+the holder."""
+LOCK_TIMEOUT_ENV = "SAEBENCH_LOCK_TIMEOUT"
+_LOCK_POLL_S = 0.25
 
 _HASH_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -86,10 +97,113 @@ class SettingsConflict(LeaderboardError):
         )
 
 
+class LockTimeout(LeaderboardError):
+    """Another process held the CSV's lock for the whole wait; the message names it."""
+
+
 def lock_path(csv_path: str | Path) -> Path:
     """The lock file guarding ``csv_path``: ``<csv>.lock`` in the same directory."""
     csv_path = Path(csv_path)
     return csv_path.with_name(csv_path.name + ".lock")
+
+
+def holder_path(csv_path: str | Path) -> Path:
+    """The sidecar naming the lock's holder: ``<csv>.lock.holder`` (JSON: pid, host, since),
+    written while the lock is held and removed on release."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(csv_path.name + ".lock.holder")
+
+
+def default_lock_timeout() -> float:
+    """``$SAEBENCH_LOCK_TIMEOUT`` (seconds) when set, else :data:`LOCK_TIMEOUT_S`."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    try:
+        return max(0.0, float(text)) if text else LOCK_TIMEOUT_S
+    except ValueError:
+        logger.warning("ignoring %s=%r (not a number of seconds)", LOCK_TIMEOUT_ENV, text)
+        return LOCK_TIMEOUT_S
+
+
+def read_holder(csv_path: str | Path) -> dict | None:
+    """The holder the sidecar names (``pid``, ``host``, ``since``), or None."""
+    try:
+        holder = json.loads(holder_path(csv_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _holder_gone(holder: dict | None) -> bool:
+    """Whether ``holder`` is a process of this host that no longer exists (a stale lock)."""
+    if not holder or holder.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return False
+
+
+def _describe(holder: dict | None) -> str:
+    if not holder:
+        return "another process (it did not say which)"
+    return f"pid {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
+
+
+@contextlib.contextmanager
+def locked(csv_path: str | Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold ``<csv>.lock`` for the block; write the holder (pid, host, time) beside it.
+
+    Waits at most ``timeout`` seconds (default :func:`default_lock_timeout`), then raises
+    :class:`LockTimeout` naming the holder. A lock whose holder, by its sidecar, was a process
+    of this host that no longer exists (a lock file left by a process killed while it held a
+    lock without ``flock``, e.g. on a network filesystem) is stale: it is removed and taken.
+    With ``flock`` the kernel releases a dead holder's lock by itself.
+    """
+    timeout = default_lock_timeout() if timeout is None else max(0.0, timeout)
+    path = lock_path(csv_path)
+    lock = FileLock(str(path))
+    deadline = time.monotonic() + timeout
+    suspect = None  # a gone holder seen once: broken when seen again a poll later (a new
+    # holder writes its sidecar at once, so a sidecar left by a dead one is never seen twice)
+    broken = False
+    while True:
+        try:
+            lock.acquire(timeout=min(_LOCK_POLL_S, max(0.0, deadline - time.monotonic())))
+            break
+        except Timeout:
+            holder = read_holder(csv_path)
+            gone = _holder_gone(holder) and not broken
+            stale = gone and holder == suspect
+            suspect = holder if gone else None
+            if gone and not stale:  # look once more, even past the deadline, before deciding
+                continue
+            if stale:  # at most once per call: a lock that cannot be removed is waited for
+                logger.warning("%s: breaking a stale lock (%s is gone)", path, _describe(holder))
+                broken = True
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                with contextlib.suppress(OSError):
+                    os.unlink(holder_path(csv_path))
+                continue
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    csv_path,
+                    f"locked by {_describe(holder)}; gave up after {timeout:g} s (raise "
+                    f"--lock-timeout or ${LOCK_TIMEOUT_ENV}, or end that process if it is hung)",
+                ) from None
+    try:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": stamp}
+        with contextlib.suppress(OSError):
+            holder_path(csv_path).write_text(json.dumps(holder))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(holder_path(csv_path))
+        lock.release()
 
 
 def format_cell(value: object) -> str:
@@ -286,6 +400,8 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     other column text ('' when missing). Columns are in schema order. Raises
     :class:`LeaderboardError` (with path and line) when the file does not parse or is absent.
     """
+    import pandas as pd
+
     csv_path = Path(csv_path)
     if not csv_path.exists():
         raise LeaderboardError(csv_path, "no such leaderboard file")
@@ -306,34 +422,21 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
 
 
 def _write_atomically(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
-    """Write the table to a temp file next to ``csv_path``, fsync it, and rename it over."""
-    directory = csv_path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{csv_path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            for cells in rows:
-                writer.writerow([cells.get(c, "") for c in header])
-            handle.flush()
-            os.fsync(handle.fileno())
-        mode = csv_path.stat().st_mode & 0o777 if csv_path.exists() else 0o644
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, csv_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where possible
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    """Write the table to a temp file next to ``csv_path``, fsync it, and rename it over
+    (:func:`saebench.io_utils.atomic_write`)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for cells in rows:
+        writer.writerow([cells.get(c, "") for c in header])
+    atomic_write(csv_path, buffer.getvalue())
 
 
 def upsert_row(
-    csv_path: str | Path, row: Mapping[str, object], replace_settings: bool = False
+    csv_path: str | Path,
+    row: Mapping[str, object],
+    replace_settings: bool = False,
+    lock_timeout: float | None = None,
 ) -> None:
     """Insert ``row`` into the leaderboard at ``csv_path``, replacing the row with its identity.
 
@@ -345,12 +448,12 @@ def upsert_row(
     file is kept. A new identity is appended. The header is the union of old and new columns
     in schema order, so no column of an old row is dropped. Creates the file (and its
     directory) when absent; refuses (LeaderboardError, file untouched) when the existing file
-    does not parse.
+    does not parse. Waits at most ``lock_timeout`` seconds for the lock (:func:`locked`).
     """
     csv_path = Path(csv_path)
     cells = migrate(normalise_row(row, csv_path))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_path(csv_path)), timeout=LOCK_TIMEOUT_S):
+    with locked(csv_path, lock_timeout):
         header, rows = read_rows(csv_path)
         key = _identity(cells)
         matches = [i for i, old in enumerate(rows) if _identity(old) == key]
