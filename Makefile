@@ -1,28 +1,51 @@
-# Set-up and the two commands the README promises. torch is pinned first: the CPU wheel of
-# 2.13.0 is what this machine (and CI) install offline; an unpinned torch pulls a CUDA build.
+# Set-up and the two commands the README promises (`make demo`, `make test`).
+#
+# Everything runs from a virtual environment that `make install` creates at $(VENV) (default
+# .venv) with $(PYTHON) (default python3), so it works where the system Python is externally
+# managed (PEP 668) and needs no activation: every command below names $(BIN)/... itself.
+# Overrides: `make test PYTHON=python3.11 VENV=/tmp/sb-env`; VENV_FLAGS=--system-site-packages
+# reuses packages the base Python already has (faster, and works offline when they are there).
+# torch is pinned first: the CPU wheel of 2.13.0; an unpinned torch pulls a CUDA build (on a
+# GPU machine, install the torch you want into $(VENV) first and set TORCH= to keep it).
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+VENV ?= .venv
+VENV_FLAGS ?=
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# Installed once per change of pyproject.toml: `make install` again is a no-op, `make reinstall`
+# forces it.
+STAMP := $(VENV)/.saebench-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-all lint leaderboard bench
+.PHONY: install reinstall demo test test-all lint leaderboard bench
 
-install:
-	$(PIP) install --quiet torch==2.13.0
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(if $(TORCH),$(PIP) install --quiet $(TORCH))
 	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+reinstall:
+	rm -f $(STAMP)
+	$(MAKE) install
 
 # The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
 demo: install
-	saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general --no-leaderboard --json-out runs/demo.json
+	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general --no-leaderboard --json-out runs/demo.json
 
-lint:
-	ruff check .
+lint: install
+	$(BIN)/ruff check .
 
-# The default test run (< 15 minutes on 2 cores); slow tests: make test-all.
+# The test suite (< 15 minutes on 2 cores). `pytest -m slow` would select tests marked slow;
+# test-all runs every test whatever its marks.
 test: install lint
-	$(PYTHON) -m pytest -q
+	$(BIN)/python -m pytest -q
 
 test-all: install
-	$(PYTHON) -m pytest -q -m ""
+	$(BIN)/python -m pytest -q -m ""
 
 # The nodes of the shipped leaderboard, chosen from the causal map (leaderboard/map/): where
 # each attribute changes tiny-ioi's answer when patched and the supervised edit reaches it.
@@ -31,12 +54,12 @@ LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@END blocks.1.hook_resid_pre@S2 bloc
 # Rebuild the causal map, leaderboard/tiny-ioi.csv, its plots and README from scratch
 # (about 40 minutes on 2 CPU cores).
 leaderboard: install
-	saebench map --model tiny-ioi --n-prompts 1000 --quiet --out leaderboard/map/tiny-ioi-ioi
+	$(BIN)/saebench map --model tiny-ioi --n-prompts 1000 --quiet --out leaderboard/map/tiny-ioi-ioi
 	rm -rf leaderboard/tiny-ioi.csv baselines/saes/tiny-ioi
-	$(PYTHON) -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv \
+	$(BIN)/python -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv \
 		--processes 3 $(foreach node,$(LEADERBOARD_NODES),--node '$(node)')
-	saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
-	saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
+	$(BIN)/saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
+	$(BIN)/saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
 
 bench: install
-	$(PYTHON) benchmarks/bench_scoring.py
+	$(BIN)/python benchmarks/bench_scoring.py

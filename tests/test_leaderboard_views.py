@@ -1,4 +1,5 @@
-"""Leaderboard views: the terminal table, the three plots, the Markdown export and the CLI."""
+"""Leaderboard views: the terminal table, the plots, the Markdown export and the CLI (the plots'
+visual code is tested in detail in test_leaderboard_plots.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from saebench.cli_leaderboard import leaderboard
 from saebench.leaderboard import read_leaderboard, upsert_row
 from saebench.leaderboard.export import export_markdown, render_leaderboard_readme
 from saebench.leaderboard.plots import (
+    PLOT_FILES,
     SUPERVISED_GID,
     plot_edit_accuracy_vs_magnitude,
     plot_interpretability_coverage,
@@ -85,7 +87,7 @@ def frame(csv_path: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def plotted(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
-    """A leaderboard CSV and its three plots (drawn once per module: drawing takes seconds)."""
+    """A leaderboard CSV and its plots (drawn once per module: drawing takes seconds)."""
     path = tmp_path_factory.mktemp("plotted") / "leaderboard" / "leaderboard.csv"
     for row in sample_rows():
         upsert_row(path, row)
@@ -142,10 +144,11 @@ def test_plain_and_rich_tables_show_values_and_short_headers(frame) -> None:
 def test_l0_vs_fidelity_draws_supervised_reference_line_per_node(frame) -> None:
     figure = plot_l0_vs_fidelity(frame)
     axes = figure.axes
-    assert len(axes) == 4  # two nodes x (sufficiency, necessity)
+    assert len(axes) == 6  # two nodes x (sufficiency, necessity, FVU)
     titles = [axis.get_title() for axis in axes]
-    assert HOOKS[0] in titles[0] and "sufficiency" in titles[0] and HOOKS[1] in titles[2]
-    for axis, expected in ((axes[0], 0.93), (axes[1], 0.81), (axes[2], 0.87)):
+    assert HOOKS[0] in titles[0] and "sufficiency" in titles[0] and HOOKS[1] in titles[3]
+    assert "FVU" in titles[2]
+    for axis, expected in ((axes[0], 0.93), (axes[1], 0.81), (axes[3], 0.87)):
         lines = [line for line in axis.lines if line.get_gid() == SUPERVISED_GID]
         assert len(lines) == 1
         assert np.allclose(lines[0].get_ydata(), expected)
@@ -171,21 +174,19 @@ def test_edit_plot_marks_supervised_edit_and_every_k(frame) -> None:
 
 def test_coverage_plot_shows_occluded_attribute_as_zero_bar(frame) -> None:
     figure = plot_interpretability_coverage(frame)
-    axis = figure.axes[0]
-    labels = [tick.get_text() for tick in axis.get_yticklabels()]
-    s_bars = [p for p in axis.patches if p.get_label() == "s" or p in axis.containers[1]]
-    heights = dict(zip(labels, [bar.get_width() for bar in axis.containers[1]], strict=True))
-    assert heights["gated-1"] == 0.0 and heights["topk-0"] > 0.3
-    assert len(s_bars) >= len(labels)
+    assert len(figure.axes) == 6  # two nodes x three attributes
+    labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
+    axis = figure.axes[1]  # first node, attribute s
+    assert axis.get_title().endswith("attribute s")
+    widths = dict(zip(labels, [bar.get_width() for bar in axis.containers[0]], strict=True))
+    assert widths["gated-1"] == 0.0 and widths["topk-0"] > 0.3
     assert "0.00" in [text.get_text() for text in axis.texts]
 
 
-def test_write_plots_renders_three_pngs(plotted) -> None:
+def test_write_plots_renders_every_plot_kind(plotted) -> None:
     _, written = plotted
     names = sorted(path.name for path in written.values())
-    assert names == [
-        "edit_accuracy_vs_magnitude.png", "interpretability_coverage.png", "l0_vs_fidelity.png"
-    ]  # fmt: skip
+    assert names == sorted(PLOT_FILES.values()) and "edit_accuracy_vs_k.png" in names
     for path in written.values():
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000
@@ -212,12 +213,14 @@ def test_markdown_export_has_one_table_per_node_and_provenance(frame) -> None:
 
 def test_readme_links_plots_relative_to_readme_only_when_drawn(csv_path, plotted) -> None:
     text = render_leaderboard_readme(csv_path, csv_path.parent / "plots")
-    assert text.count("not drawn yet") == 3 and "](" not in text
+    assert text.count("not drawn yet") == len(PLOT_FILES) and "](" not in text
     plotted_csv, written = plotted
     text = render_leaderboard_readme(plotted_csv, written["l0_vs_fidelity"].parent)
     assert "](plots/l0_vs_fidelity.png)" in text
     assert "](plots/interpretability_coverage.png)" in text
     assert "](plots/edit_accuracy_vs_magnitude.png)" in text
+    assert "](plots/edit_accuracy_vs_k.png)" in text and "](plots/edit_magnitude_vs_k.png)" in text
+    assert text.index("edit_accuracy_vs_k.png") < text.index("l0_vs_fidelity.png")  # main first
     assert f"### tiny-ioi ioi {HOOKS[0]} @ END" in text
     assert "8 rows" in text
 
@@ -245,7 +248,7 @@ def test_cli_show_default_filter_sort_and_errors(csv_path: Path) -> None:
 def test_cli_show_reports_corrupt_csv_with_line(csv_path: Path) -> None:
     csv_path.write_bytes(csv_path.read_bytes() + b"one,two\n")
     result = CliRunner().invoke(leaderboard, ["show", str(csv_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and result.output.startswith("error: ")
     assert str(csv_path) in result.output and "line 10" in result.output
 
 
@@ -254,9 +257,9 @@ def test_cli_plot_writes_pngs(tmp_path: Path) -> None:
     upsert_row(csv, sample_rows()[0])
     result = CliRunner().invoke(leaderboard, ["plot", str(csv), "--out", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
-    for name in ("l0_vs_fidelity", "edit_accuracy_vs_magnitude", "interpretability_coverage"):
-        assert (tmp_path / "p" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
-        assert f"{name}.png" in result.output
+    for name in PLOT_FILES.values():
+        assert (tmp_path / "p" / name).read_bytes().startswith(PNG_MAGIC)
+        assert name in result.output
 
 
 def test_cli_export_writes_markdown_and_readme(plotted, tmp_path: Path) -> None:

@@ -36,9 +36,16 @@ METRICS_NOTE = (
 )
 
 _PLOT_CAPTIONS = {
-    "l0_vs_fidelity": "Sparsity vs fidelity: L0 against sufficiency and necessity",
+    "edit_accuracy_vs_k": (
+        "Edit accuracy against k per node, edit kind and attribute, one line per SAE family, "
+        "next to the supervised edit (skyline) and no intervention (floor)"
+    ),
+    "edit_magnitude_vs_k": "Edit magnitude against k, laid out as the edit-accuracy figure",
+    "l0_vs_fidelity": "Sparsity vs fidelity: L0 against sufficiency, necessity and FVU",
     "edit_accuracy_vs_magnitude": "Edit accuracy vs edit magnitude per attribute and k",
-    "interpretability_coverage": "Interpretability coverage per attribute",
+    "interpretability_coverage": (
+        "Interpretability per attribute: coverage at tau (bars) and mean best F1 (dots)"
+    ),
 }
 
 

@@ -1,17 +1,31 @@
-"""The three leaderboard figures, drawn with matplotlib's Agg canvas (no display needed).
+"""The leaderboard figures, drawn with matplotlib's Agg canvas (no display needed).
 
-1. :func:`plot_l0_vs_fidelity`: L0 against sufficiency and against necessity (metrics.md §4), one
-   marker shape per architecture, one colour per data source; the supervised dictionary's
-   value at the node (``sup_sufficiency``, ``sup_necessity``) is a horizontal dashed line.
-2. :func:`plot_edit_accuracy_vs_magnitude`: per attribute, each SAE's edit accuracy against
-   edit magnitude at every k (metrics.md §5), solid for interpretation-agnostic and dashed for
-   interpretation-aware edits; the supervised edit is a star, no-intervention agreement a
-   dotted line.
-3. :func:`plot_interpretability_coverage`: per SAE, grouped bars of ``f1_coverage_{a}`` per
-   attribute (metrics.md §6); an occluded attribute shows as a bar at 0, labelled.
+1. :func:`plot_l0_vs_fidelity`: L0 against sufficiency, necessity and FVU (metrics.md §4);
+   the supervised dictionary's value at the node (``sup_sufficiency``, ``sup_necessity``,
+   ``sup_fvu``) is a dashed horizontal line.
+2. :func:`plot_edit_accuracy_vs_k` and :func:`plot_edit_magnitude_vs_k`: the paper's main
+   figure kind (metrics.md §5). Edit accuracy (edit magnitude) against k, one line per SAE
+   family, for the interpretation-agnostic and the interpretation-aware edit, next to the
+   supervised edit (the skyline) and no intervention (the floor).
+3. :func:`plot_edit_accuracy_vs_magnitude`: per attribute, each SAE's edit accuracy against
+   edit magnitude at every k, solid for interpretation-agnostic and dashed for
+   interpretation-aware edits; the supervised edit is a star, no intervention a dotted line.
+4. :func:`plot_interpretability_coverage`: per node and attribute, each SAE's
+   ``f1_coverage_{a}`` (bars), its ``f1_mean_best_{a}`` (dots) and τ (metrics.md §6).
 
-Each figure has one row of panels per node (model, task, hook, head, position). Functions
-return the :class:`~matplotlib.figure.Figure` so tests can inspect what was drawn.
+One visual code runs through all of them. An SAE **family** is an (architecture, data source)
+pair, the SAEs of one sweep over L1 or k: its colour is the architecture's, its marker and line
+style the data source's (task: circles, solid; general: squares, dashed; none: diamonds,
+dash-dotted; dotted is kept for no intervention), and lines join a sweep's points. The
+supervised dictionaries are black, each with its own marker (mean: star, least squares: X).
+Panels where an attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5,
+:func:`saebench.leaderboard.table.not_causal`) are grey and say "not causal here": there no
+edit can be told apart from doing nothing.
+
+Figures have one row of panels per node (model, task, hook, head, position) unless said
+otherwise. Functions return the :class:`~matplotlib.figure.Figure` so tests can inspect what
+was drawn; artists that tests look for carry a ``gid`` (:data:`SUPERVISED_GID`,
+:data:`NO_INTERVENTION_GID`, :func:`family_gid`, :data:`SWEEP_MEMBER_GID`).
 """
 
 from __future__ import annotations
@@ -24,49 +38,101 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter, NullLocator
 
-from saebench.leaderboard.schema import SUPERVISED_ARCHITECTURES, attributes_in, ks_in
+from saebench.leaderboard.schema import (
+    ARCHITECTURES,
+    LEGACY_TAU,
+    SUPERVISED_ARCHITECTURES,
+    attributes_in,
+    ks_in,
+)
 from saebench.leaderboard.table import node_groups, not_causal
 
 PLOT_FILES: dict[str, str] = {
+    "edit_accuracy_vs_k": "edit_accuracy_vs_k.png",
+    "edit_magnitude_vs_k": "edit_magnitude_vs_k.png",
     "l0_vs_fidelity": "l0_vs_fidelity.png",
     "edit_accuracy_vs_magnitude": "edit_accuracy_vs_magnitude.png",
     "interpretability_coverage": "interpretability_coverage.png",
 }
-"""Plot kind -> file name written by :func:`write_plots`."""
+"""Plot kind -> file name written by :func:`write_plots` (the README embeds them in this
+order)."""
 
 SUPERVISED_GID = "supervised_reference"
-"""``gid`` of every artist that draws a supervised reference (line or star)."""
+"""``gid`` of every artist that draws a supervised reference (line or star): the skyline."""
+NO_INTERVENTION_GID = "no_intervention"
+"""``gid`` of the no-intervention line (``noint_accuracy_{a}``): the floor."""
+SWEEP_MEMBER_GID = "sweep_member"
+"""``gid`` of the thin line of an SAE that is not its family's highlighted one."""
+SWEEP_LINE_GID = "sweep_line"
+"""``gid`` of the line joining one family's points in :func:`plot_l0_vs_fidelity`."""
 
 DPI = 120
 
-_MARKERS = {
-    "standard": "o",
-    "topk": "s",
-    "gated": "^",
-    "jumprelu": "D",
-    "batchtopk": "v",
-    "pca": "P",
-    "random": "X",
-    "frozen_decoder": "h",
+_ARCH_COLOURS = {
+    "standard": "tab:blue",
+    "topk": "tab:orange",
+    "gated": "tab:green",
+    "batchtopk": "tab:red",
+    "jumprelu": "tab:purple",
+    "frozen_decoder": "tab:brown",
+    "pca": "tab:pink",
+    "random": "tab:gray",
 }
-_SPARE_MARKERS = ("<", ">", "p", "d", "H", "8")
-_SOURCE_COLOURS = {"task": "tab:blue", "general": "tab:orange", "": "tab:gray"}
-_SPARE_COLOURS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+_SPARE_COLOURS = ("tab:olive", "tab:cyan", "#393b79", "#8c6d31", "#d6616b", "#7b4173")
+_SOURCE_STYLES: dict[str, tuple[str, str]] = {
+    "task": ("o", "-"),
+    "general": ("s", "--"),
+    "": ("D", "-."),
+}
+_SPARE_SOURCE_STYLES: tuple[tuple[str, object], ...] = (
+    ("^", (0, (3, 1, 1, 1, 1, 1))),
+    ("v", (0, (5, 1, 1, 1, 1, 1))),
+    ("P", (0, (8, 2))),
+)
+_SUPERVISED_MARKERS = {"supervised_mean": "*", "supervised_lstsq": "X"}
 _SUPERVISED_COLOUR = "black"
+_NOT_CAUSAL_FACE = "#e6e6e6"
 
 
-def _marker(architecture: str) -> str:
-    if architecture in _MARKERS:
-        return _MARKERS[architecture]
-    return _SPARE_MARKERS[sum(map(ord, architecture)) % len(_SPARE_MARKERS)]
+def _spare(name: str, options: tuple):
+    return options[sum(map(ord, name)) % len(options)]
 
 
-def _source_colour(source: str) -> str:
-    if source in _SOURCE_COLOURS:
-        return _SOURCE_COLOURS[source]
-    return _SPARE_COLOURS[sum(map(ord, source)) % len(_SPARE_COLOURS)]
+def arch_colour(architecture: str) -> str:
+    """The colour of an architecture (black for a supervised dictionary).
+
+    >>> arch_colour("topk"), arch_colour("supervised_mean")
+    ('tab:orange', 'black')
+    """
+    if architecture in SUPERVISED_ARCHITECTURES:
+        return _SUPERVISED_COLOUR
+    return _ARCH_COLOURS.get(architecture) or _spare(architecture, _SPARE_COLOURS)
+
+
+def source_style(source: str) -> tuple[str, object]:
+    """(marker, line style) of a data source: task circles and solid lines, general squares
+    and dashed lines, no data source diamonds and dash-dotted lines.
+
+    >>> source_style("task"), source_style("general")
+    (('o', '-'), ('s', '--'))
+    """
+    return _SOURCE_STYLES.get(source) or _spare(source, _SPARE_SOURCE_STYLES)
+
+
+def supervised_marker(architecture: str) -> str:
+    """Marker of a supervised dictionary's own row: mean a star, least squares an X."""
+    return _SUPERVISED_MARKERS.get(architecture, "P")
+
+
+def family_gid(architecture: str, source: str) -> str:
+    """``gid`` of the line drawn for an SAE family (architecture, data source)."""
+    return f"family:{architecture}/{source}"
+
+
+def _family_label(architecture: str, source: str) -> str:
+    return f"{architecture} / {source or 'no data source'}"
 
 
 def _new_figure(n_rows: int, n_cols: int, panel_w: float, panel_h: float) -> tuple[Figure, list]:
@@ -76,11 +142,16 @@ def _new_figure(n_rows: int, n_cols: int, panel_w: float, panel_h: float) -> tup
     return figure, [list(row) for row in axes]
 
 
+def _suptitle(figure: Figure, text: str) -> None:
+    """The figure's title, left-aligned so that it never runs into the legend on the right."""
+    figure.suptitle(text, x=0.02, ha="left", fontsize=11)
+
+
 def _empty_figure(title: str, reason: str) -> Figure:
     figure, axes = _new_figure(1, 1, 6.0, 3.0)
     axes[0][0].axis("off")
     axes[0][0].text(0.5, 0.5, reason, ha="center", va="center", wrap=True)
-    figure.suptitle(title)
+    _suptitle(figure, title)
     return figure
 
 
@@ -98,21 +169,6 @@ def _is_supervised(frame: pd.DataFrame) -> pd.Series:
     return frame["architecture"].isin(SUPERVISED_ARCHITECTURES)
 
 
-def _figure_legend(figure: Figure, extra: list[Line2D] | None = None) -> None:
-    """One legend for the whole figure, each label once, outside the panels on the right."""
-    handles: dict[str, object] = {}
-    for axis in figure.axes:
-        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
-            if not label.startswith("_"):
-                handles.setdefault(label, handle)
-    for handle in extra or []:
-        handles.setdefault(str(handle.get_label()), handle)
-    if handles:
-        figure.legend(
-            list(handles.values()), list(handles.keys()), loc="outside right upper", fontsize=8
-        )
-
-
 def _text_column(frame: pd.DataFrame, column: str) -> pd.Series:
     """``frame[column]`` as text, or a column of '' when absent."""
     if column not in frame.columns:
@@ -121,90 +177,343 @@ def _text_column(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _sae_label(row: pd.Series) -> str:
-    name = str(row.get("sae_name", "") or row.get("sae_id", "") or "?")
-    return name
+    return str(row.get("sae_name", "") or row.get("sae_id", "") or "?")
+
+
+def _arch_order(architecture: str) -> tuple[int, str]:
+    if architecture in SUPERVISED_ARCHITECTURES:  # the references go last
+        return 100 + SUPERVISED_ARCHITECTURES.index(architecture), architecture
+    known = ARCHITECTURES.index(architecture) if architecture in ARCHITECTURES else 99
+    return known, architecture
+
+
+def _families(rows: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """The SAE families among ``rows`` (supervised rows left out): ((architecture, data
+    source), their rows sorted by name), architectures in schema order."""
+    saes = rows[~_is_supervised(rows)]
+    keys = pd.DataFrame(
+        {"a": _text_column(saes, "architecture"), "s": _text_column(saes, "data_source")}
+    )
+    found = []
+    for (arch, source), group in saes.groupby([keys["a"], keys["s"]], sort=False):
+        if "sae_name" in group.columns:
+            group = group.sort_values("sae_name", kind="stable")
+        found.append(((str(arch), str(source)), group))
+    return sorted(found, key=lambda item: (_arch_order(item[0][0]), item[0][1]))
+
+
+def _supervised_rows(rows: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    picked = rows[_is_supervised(rows)]
+    return sorted(
+        ((str(row["architecture"]), row) for _, row in picked.iterrows()), key=lambda p: p[0]
+    )
+
+
+def _family_handles(frame: pd.DataFrame, *, lines: bool) -> list[Line2D]:
+    """Legend entries: one per SAE family, then one per supervised dictionary."""
+    handles = []
+    for (arch, source), _ in _families(frame):
+        marker, style = source_style(source)
+        handles.append(
+            Line2D(
+                [], [], color=arch_colour(arch), marker=marker, markersize=6,
+                linestyle=style if lines else "none", linewidth=1.6,
+                markeredgecolor="black" if not lines else arch_colour(arch),
+                label=_family_label(arch, source),
+            )
+        )  # fmt: skip
+    for arch in sorted(set(_text_column(frame, "architecture")) & set(SUPERVISED_ARCHITECTURES)):
+        handles.append(
+            Line2D(
+                [], [], color=_SUPERVISED_COLOUR, marker=supervised_marker(arch), markersize=9,
+                linestyle="-" if lines else "none", linewidth=1.0, label=f"{arch} (its own row)",
+            )
+        )  # fmt: skip
+    return handles
+
+
+def _legend(figure: Figure, handles: list, title: str | None = None) -> None:
+    if handles:
+        figure.legend(
+            handles=handles, loc="outside right upper", fontsize=8, title=title,
+            title_fontsize=8,
+        )  # fmt: skip
+
+
+def _grey_if_not_causal(axis, rows: pd.DataFrame, attribute: str) -> bool:
+    """Grey ``axis`` and say "not causal here" when ``attribute`` is not causal at the node
+    for every row (:func:`~saebench.leaderboard.table.not_causal`); whether it did."""
+    if rows.empty or not all(not_causal(row, attribute) for _, row in rows.iterrows()):
+        return False
+    axis.set_facecolor(_NOT_CAUSAL_FACE)
+    for artist in [*axis.lines, *axis.collections]:  # fade the data: it says nothing here
+        artist.set_alpha(0.25 * (artist.get_alpha() or 1.0))
+    noint = _distinct(rows[f"noint_accuracy_{attribute}"])
+    axis.text(
+        0.5, 0.5, f"not causal here\n(no-intervention accuracy {noint[0]:.2f})",
+        transform=axis.transAxes, ha="center", va="center", fontsize=9, color="#444444",
+        bbox={"facecolor": "white", "edgecolor": "#999999", "alpha": 0.85},
+        zorder=10,
+    )  # fmt: skip
+    return True
+
+
+_METRIC_TITLES = {
+    "sufficiency": "sufficiency (1 = best)",
+    "necessity": "necessity (1 = best)",
+    "fvu": "FVU (0 = best)",
+}
 
 
 def plot_l0_vs_fidelity(frame: pd.DataFrame) -> Figure:
-    """L0 (x) against sufficiency and necessity (y), one row of two panels per node.
+    """L0 (x) against sufficiency, necessity and FVU (y), one row of three panels per node.
 
-    Marker shape = architecture, colour = data source; supervised-dictionary rows are black
-    stars; the node's ``sup_sufficiency`` / ``sup_necessity`` is a dashed horizontal line
-    (``gid`` :data:`SUPERVISED_GID`). L0 goes on a log axis when it spans more than 20x.
+    Colour = architecture, marker = data source; a thin line joins each family's points in L0
+    order (``gid`` :data:`SWEEP_LINE_GID`), so a sweep over L1 or k reads as one trade-off
+    curve. Supervised-dictionary rows are black, mean a star and least squares an X; the
+    node's ``sup_sufficiency`` / ``sup_necessity`` / ``sup_fvu`` (mean dictionary) is a dashed
+    horizontal line (``gid`` :data:`SUPERVISED_GID`). Sufficiency and necessity are best at
+    1, FVU at 0. L0 goes on a log axis when it spans more than 20x.
     """
-    title = "Sparsity vs fidelity (1 = best for both)"
-    metrics = [m for m in ("sufficiency", "necessity") if m in frame.columns]
-    if "l0" not in frame.columns or not metrics:
-        return _empty_figure(title, "no rows with l0 and sufficiency/necessity")
+    title = "Sparsity vs fidelity (metrics.md §4): sufficiency and necessity best at 1, FVU at 0"
+    metrics = ("sufficiency", "necessity", "fvu")
+    if "l0" not in frame.columns or not any(m in frame.columns for m in metrics):
+        return _empty_figure(title, "no rows with l0 and sufficiency/necessity/fvu")
     groups = node_groups(frame)
-    figure, axes = _new_figure(len(groups), 2, 4.2, 3.2)
+    figure, axes = _new_figure(len(groups), len(metrics), 3.8, 3.1)
     for row_axes, (node, rows) in zip(axes, groups, strict=True):
-        for axis, metric in zip(row_axes, ("sufficiency", "necessity"), strict=True):
-            axis.set_title(f"{node}\n{metric}", fontsize=9)
+        for axis, metric in zip(row_axes, metrics, strict=True):
+            axis.set_title(f"{node}\n{_METRIC_TITLES[metric]}", fontsize=9)
             axis.set_xlabel("L0 (mean active latents)")
-            axis.set_ylabel(metric)
+            axis.set_ylabel(metric.upper() if metric == "fvu" else metric)
             if metric not in rows.columns:
                 axis.text(0.5, 0.5, f"no {metric}", ha="center", transform=axis.transAxes)
                 continue
             points = rows[rows["l0"].notna() & rows[metric].notna()]
-            supervised = _is_supervised(points)
-            saes = points[~supervised]
-            for (arch, source), group in saes.groupby(
-                [_text_column(saes, "architecture"), _text_column(saes, "data_source")], sort=True
-            ):
+            for (arch, source), group in _families(points):
+                marker, style = source_style(source)
+                colour = arch_colour(arch)
+                group = group.sort_values("l0", kind="stable")
+                if len(group) > 1:
+                    axis.plot(
+                        group["l0"], group[metric], color=colour, linestyle=style,
+                        linewidth=0.9, alpha=0.7, gid=SWEEP_LINE_GID,
+                    )  # fmt: skip
                 axis.scatter(
-                    group["l0"],
-                    group[metric],
-                    marker=_marker(str(arch)),
-                    color=_source_colour(str(source)),
-                    s=40,
-                    alpha=0.85,
-                    edgecolors="black",
-                    linewidths=0.4,
-                    label=f"{arch} / {source or 'unknown data'}",
-                )
-            for arch, group in points[supervised].groupby("architecture", sort=True):
+                    group["l0"], group[metric], marker=marker, color=colour, s=36, alpha=0.9,
+                    edgecolors="black", linewidths=0.4, label=_family_label(arch, source),
+                    zorder=3,
+                )  # fmt: skip
+            for arch, row in _supervised_rows(points):
                 axis.scatter(
-                    group["l0"],
-                    group[metric],
-                    marker="*",
-                    s=160,
-                    color=_SUPERVISED_COLOUR,
-                    label=f"{arch} (dictionary row)",
-                    gid=SUPERVISED_GID,
-                )
+                    [row["l0"]], [row[metric]], marker=supervised_marker(arch),
+                    s=150 if supervised_marker(arch) == "*" else 70, color=_SUPERVISED_COLOUR,
+                    label=f"{arch} (dictionary row)", gid=SUPERVISED_GID, zorder=4,
+                )  # fmt: skip
             reference = f"sup_{metric}"
             if reference in rows.columns:
                 for index, value in enumerate(_distinct(rows[reference])):
                     axis.axhline(
-                        value,
-                        color=_SUPERVISED_COLOUR,
-                        linestyle="--",
-                        linewidth=1.2,
+                        value, color=_SUPERVISED_COLOUR, linestyle="--", linewidth=1.2,
                         label="supervised dictionary" if index == 0 else "_nolegend_",
                         gid=SUPERVISED_GID,
-                    )
+                    )  # fmt: skip
             l0 = points["l0"][points["l0"] > 0]
             if len(l0) and l0.max() / l0.min() > 20:
                 axis.set_xscale("log")
+                axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
                 axis.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
             axis.grid(alpha=0.3)
-    figure.suptitle(title)
-    _figure_legend(figure)
+    _suptitle(figure, title)
+    handles = _family_handles(frame, lines=False)
+    handles.append(
+        Line2D([], [], color=_SUPERVISED_COLOUR, linestyle="--", label="supervised dictionary")
+    )
+    handles.append(Line2D([], [], color="grey", linewidth=0.9, label="line: one sweep, by L0"))
+    _legend(figure, handles, "architecture / data source")
     return figure
+
+
+def _series(row: pd.Series, column: str, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(k, value) of ``column`` (a template with ``{k}``) where the value is finite."""
+    pairs = []
+    for k in ks:
+        value = pd.to_numeric(row.get(column.format(k=k)), errors="coerce")
+        if value is not None and not pd.isna(value):
+            pairs.append((k, float(value)))
+    if not pairs:
+        return np.array([]), np.array([])
+    k_arr, y_arr = zip(*pairs, strict=True)
+    return np.array(k_arr, dtype=float), np.array(y_arr, dtype=float)
+
+
+def _best_member(group: pd.DataFrame, column: str, ks: list[int]):
+    """Index of the row of ``group`` with the highest mean of ``column`` over k (first by
+    name on ties), or None when no row has a value."""
+    best, best_score = None, -math.inf
+    for index, row in group.iterrows():
+        _, values = _series(row, column, ks)
+        if len(values) and float(values.mean()) > best_score:
+            best, best_score = index, float(values.mean())
+    return best
+
+
+_EDIT_KINDS = (
+    ("", "interpretation-agnostic (greedy) edit"),
+    ("aware_", "interpretation-aware edit"),
+)
+
+
+def _plot_edit_vs_k(frame: pd.DataFrame, quantity: str) -> Figure:
+    """The body of :func:`plot_edit_accuracy_vs_k` (``quantity`` "accuracy") and
+    :func:`plot_edit_magnitude_vs_k` ("magnitude")."""
+    title = f"Edit {quantity} vs k (metrics.md §5)"
+    ks = ks_in(frame.columns)
+    attributes = [
+        a
+        for a in attributes_in(frame.columns)
+        if any(f"{p}edit_{quantity}_{a}_k{k}" in frame.columns for p, _ in _EDIT_KINDS for k in ks)
+    ]
+    if not attributes or not ks:
+        return _empty_figure(title, f"no rows with edit_{quantity}_{{a}}_k{{K}} columns")
+    groups = node_groups(frame)
+    figure, axes = _new_figure(2 * len(groups), len(attributes), 3.7, 2.75)
+    for node_index, (node, rows) in enumerate(groups):
+        for kind_index, (prefix, kind) in enumerate(_EDIT_KINDS):
+            row_axes = axes[2 * node_index + kind_index]
+            for axis, attribute in zip(row_axes, attributes, strict=True):
+                axis.set_title(f"{node}\n{kind}, attribute {attribute}", fontsize=8)
+                _draw_edit_vs_k(axis, rows, attribute, prefix, quantity, ks)
+    subtitle = {
+        "accuracy": "skyline: the supervised edit; floor: no intervention",
+        "magnitude": "share of the reconstruction the edit removes (lower: more surgical)",
+    }[quantity]
+    _suptitle(figure, f"{title}\n{subtitle}")
+    handles = _family_handles(frame, lines=True)
+    handles.append(
+        Line2D([], [], color="grey", linewidth=0.7, alpha=0.6, label="other SAEs of a sweep")
+    )
+    handles.append(
+        Line2D([], [], color=_SUPERVISED_COLOUR, linestyle="--", linewidth=1.4,
+               label=f"supervised edit (sup_edit_{quantity})")
+    )  # fmt: skip
+    if quantity == "accuracy":
+        handles.append(
+            Line2D([], [], color="dimgrey", linestyle=":", linewidth=1.8,
+                   label="no intervention (noint_accuracy)")
+        )  # fmt: skip
+    _legend(
+        figure,
+        handles,
+        "architecture / data source\nbold: the family's SAE with the\n"
+        "highest mean edit accuracy over k",
+    )
+    return figure
+
+
+def _draw_edit_vs_k(
+    axis, rows: pd.DataFrame, attribute: str, prefix: str, quantity: str, ks: list[int]
+) -> None:
+    """One panel of the edit-vs-k figures: families, supervised rows, skyline and floor."""
+    column = f"{prefix}edit_{quantity}_{attribute}_k{{k}}"
+    ranking = f"{prefix}edit_accuracy_{attribute}_k{{k}}"
+    for (arch, source), group in _families(rows):
+        marker, style = source_style(source)
+        colour = arch_colour(arch)
+        best = _best_member(group, ranking, ks)
+        for index, row in group.iterrows():
+            k_arr, y_arr = _series(row, column, ks)
+            if index == best or not len(k_arr):
+                continue
+            axis.plot(
+                k_arr, y_arr, color=colour, linestyle=style, linewidth=0.7, alpha=0.35,
+                gid=SWEEP_MEMBER_GID,
+            )  # fmt: skip
+        if best is not None:
+            k_arr, y_arr = _series(group.loc[best], column, ks)
+            axis.plot(
+                k_arr, y_arr, color=colour, linestyle=style, marker=marker, markersize=3.5,
+                linewidth=1.7, gid=family_gid(arch, source), zorder=3,
+            )  # fmt: skip
+    for arch, row in _supervised_rows(rows):
+        k_arr, y_arr = _series(row, column, ks)
+        if len(k_arr):
+            axis.plot(
+                k_arr, y_arr, color=_SUPERVISED_COLOUR, linewidth=0.9,
+                marker=supervised_marker(arch), markersize=7 if arch == "supervised_mean" else 5,
+                gid=f"supervised_row:{arch}", zorder=4,
+            )  # fmt: skip
+    skyline = f"sup_edit_{quantity}_{attribute}"
+    if skyline in rows.columns:
+        for value in _distinct(rows[skyline]):
+            axis.axhline(
+                value, color=_SUPERVISED_COLOUR, linestyle="--", linewidth=1.4,
+                gid=SUPERVISED_GID, zorder=2,
+            )  # fmt: skip
+    floor = f"noint_accuracy_{attribute}"
+    if quantity == "accuracy" and floor in rows.columns:
+        for value in _distinct(rows[floor]):
+            axis.axhline(
+                value, color="dimgrey", linestyle=":", linewidth=1.8, gid=NO_INTERVENTION_GID,
+                zorder=2,
+            )  # fmt: skip
+    _grey_if_not_causal(axis, rows, attribute)
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(ks, [str(k) for k in ks])
+    axis.xaxis.set_minor_locator(NullLocator())
+    axis.set_xlabel("k (latents edited)", fontsize=8)
+    axis.set_ylabel(f"edit {quantity}", fontsize=8)
+    axis.tick_params(labelsize=7)
+    if quantity == "accuracy":
+        axis.set_ylim(-0.03, 1.05)
+    else:
+        low, high = axis.get_ylim()
+        axis.set_ylim(min(low, 0.0), max(high, 0.05))
+    axis.grid(alpha=0.3)
+
+
+def plot_edit_accuracy_vs_k(frame: pd.DataFrame) -> Figure:
+    """The paper's main figure kind: edit accuracy (y) against k (x, log2), per node two rows
+    of panels, the interpretation-agnostic (``edit_accuracy_{a}_k{K}``) and the
+    interpretation-aware edit (``aware_edit_accuracy_{a}_k{K}``), one panel per attribute.
+
+    With sweeps of several SAEs per family (architecture, data source) a line per SAE is a
+    tangle, and a per-k maximum over the sweep would mix SAEs. So each family gets one bold
+    line (``gid`` :func:`family_gid`): the curve of its SAE with the highest mean edit
+    accuracy over k in that panel; its other SAEs are thin faint lines of the same colour and
+    style (``gid`` :data:`SWEEP_MEMBER_GID`). Colour = architecture, line style and marker =
+    data source. The supervised dictionaries' own rows are black lines (mean: stars, least
+    squares: X). The supervised edit ``sup_edit_accuracy_{a}`` is the skyline, a dashed black
+    horizontal line (``gid`` :data:`SUPERVISED_GID`), and no intervention
+    ``noint_accuracy_{a}`` the floor, a dotted grey one (``gid`` :data:`NO_INTERVENTION_GID`).
+    A panel whose attribute is not causal at the node is grey and says so.
+    """
+    return _plot_edit_vs_k(frame, "accuracy")
+
+
+def plot_edit_magnitude_vs_k(frame: pd.DataFrame) -> Figure:
+    """Edit magnitude (``edit_magnitude_{a}_k{K}``, ``aware_edit_magnitude_{a}_k{K}``) against
+    k, laid out and coded as :func:`plot_edit_accuracy_vs_k`, with the same SAE of each family
+    in bold (chosen by edit accuracy, so the two figures read together); the skyline is the
+    supervised edit's magnitude ``sup_edit_magnitude_{a}``. No floor: doing nothing removes
+    nothing.
+    """
+    return _plot_edit_vs_k(frame, "magnitude")
 
 
 def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     """Edit accuracy (y) against edit magnitude (x) at each k, one panel per attribute and node.
 
-    Each SAE is one colour: its points for k = 1, 2, 4, ... are joined in k order, marker
-    size grows with k and small ``k=`` labels mark the points when a panel has few SAEs.
-    Solid: interpretation-agnostic (``edit_*``); dashed with hollow markers:
-    interpretation-aware (``aware_edit_*``). Star: the supervised edit
+    Each SAE's points for k = 1, 2, 4, ... are joined in k order; colour = architecture,
+    marker = data source, marker size grows with k and small ``k=`` labels mark the points
+    when a panel has few SAEs. Solid lines and filled markers: interpretation-agnostic
+    (``edit_*``); dashed lines and hollow markers: interpretation-aware (``aware_edit_*``).
+    Supervised dictionaries' own rows are black. Star: the supervised edit
     (``sup_edit_magnitude_{a}``, ``sup_edit_accuracy_{a}``; gid :data:`SUPERVISED_GID`);
     dotted grey line: no-intervention agreement (``noint_accuracy_{a}``). A panel whose
     attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5, see
-    :func:`saebench.leaderboard.table.not_causal`) is greyed and titled so.
+    :func:`saebench.leaderboard.table.not_causal`) is greyed and says so.
     """
     title = "Edit accuracy vs edit magnitude (metrics.md §5)"
     attributes = [
@@ -215,59 +524,51 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
         return _empty_figure(title, "no rows with edit_accuracy_{a}_k{K} columns")
     groups = node_groups(frame)
     figure, axes = _new_figure(len(groups), len(attributes), 4.0, 3.4)
-    names = list(dict.fromkeys(_sae_label(r) for _, r in frame.iterrows()))
-    palette = [f"C{i % 10}" for i in range(len(names))]
-    colour_of = dict(zip(names, palette, strict=True))
     for row_axes, (node, rows) in zip(axes, groups, strict=True):
         for axis, attribute in zip(row_axes, attributes, strict=True):
             axis.set_title(f"{node}\nattribute {attribute}", fontsize=9)
-            if all(not_causal(row, attribute) for _, row in rows.iterrows()):
-                # doing nothing already agrees with the ground truth: no edit can be told apart
-                axis.set_facecolor("#eeeeee")
-                axis.set_title(f"{node}\nattribute {attribute}: NOT CAUSAL here", fontsize=9)
             axis.set_xlabel("edit magnitude (share of reconstruction removed)")
             axis.set_ylabel("edit accuracy")
             axis.set_ylim(-0.03, 1.05)
             annotate = len(rows) <= 4
             for _, row in rows.iterrows():
+                arch = str(row.get("architecture", "") or "")
+                source = "" if pd.isna(row.get("data_source")) else str(row.get("data_source"))
+                colour = arch_colour(arch)
+                supervised = arch in SUPERVISED_ARCHITECTURES
+                marker = supervised_marker(arch) if supervised else source_style(source)[0]
                 for prefix, style, fill in (("", "-", True), ("aware_", "--", False)):
-                    acc = [row.get(f"{prefix}edit_accuracy_{attribute}_k{k}") for k in ks]
-                    mag = [row.get(f"{prefix}edit_magnitude_{attribute}_k{k}") for k in ks]
-                    pts = [
-                        (k, float(m), float(a))
-                        for k, m, a in zip(ks, mag, acc, strict=True)
-                        if a is not None and m is not None and not (pd.isna(a) or pd.isna(m))
-                    ]
-                    if not pts:
+                    k_arr, y_arr = _series(row, f"{prefix}edit_accuracy_{attribute}_k{{k}}", ks)
+                    k_mag, x_arr = _series(row, f"{prefix}edit_magnitude_{attribute}_k{{k}}", ks)
+                    if not len(k_arr) or len(k_arr) != len(k_mag):
                         continue
-                    colour = colour_of[_sae_label(row)]
-                    k_arr, x_arr, y_arr = (np.array(v) for v in zip(*pts, strict=True))
-                    axis.plot(x_arr, y_arr, linestyle=style, color=colour, linewidth=1.2)
+                    axis.plot(x_arr, y_arr, linestyle=style, color=colour, linewidth=0.9, alpha=0.8)
                     axis.scatter(
-                        x_arr,
-                        y_arr,
-                        s=12 + 10 * np.log2(k_arr),
-                        color=colour if fill else "white",
-                        edgecolors=colour,
-                        linewidths=1.0,
-                        label=_sae_label(row),
+                        x_arr, y_arr, s=10 + 8 * np.log2(k_arr), marker=marker,
+                        color=colour if fill else "white", edgecolors=colour, linewidths=0.9,
                         zorder=3,
-                    )
+                    )  # fmt: skip
                     if annotate and fill:
-                        for k, x, y in pts:
+                        for k, x, y in zip(k_arr, x_arr, y_arr, strict=True):
                             axis.annotate(
-                                f"k={k}", (x, y), xytext=(3, 3), textcoords="offset points",
+                                f"k={int(k)}", (x, y), xytext=(3, 3), textcoords="offset points",
                                 fontsize=6, color=colour,
                             )  # fmt: skip
             _draw_supervised_edit(axis, rows, attribute)
+            _grey_if_not_causal(axis, rows, attribute)
             axis.grid(alpha=0.3)
-    figure.suptitle(f"{title}; marker size grows with k ({ks[0]} to {ks[-1]})")
-    style_keys = [
-        Line2D([], [], color="grey", linestyle="-", label="interpretation-agnostic edit"),
+    _suptitle(figure, f"{title}; marker size grows with k ({ks[0]} to {ks[-1]})")
+    handles = _family_handles(frame, lines=False)
+    handles += [
+        Line2D([], [], color="grey", linestyle="-", marker="o",
+               label="interpretation-agnostic edit"),
         Line2D([], [], color="grey", linestyle="--", marker="o", markerfacecolor="white",
                label="interpretation-aware edit"),
+        Line2D([], [], color=_SUPERVISED_COLOUR, marker="*", markersize=12, linestyle="none",
+               label="supervised edit"),
+        Line2D([], [], color="grey", linestyle=":", label="no intervention"),
     ]  # fmt: skip
-    _figure_legend(figure, style_keys)
+    _legend(figure, handles, "architecture / data source")
     return figure
 
 
@@ -281,81 +582,114 @@ def _draw_supervised_edit(axis, rows: pd.DataFrame, attribute: str) -> None:
             for m, a in zip(mags, rows[acc_col], strict=True)
             if not pd.isna(a)
         }
-        for index, (mag, acc) in enumerate(sorted(pairs, key=lambda p: (math.isnan(p[0]), p))):
-            label = "supervised edit" if index == 0 else "_nolegend_"
+        for mag, acc in sorted(pairs, key=lambda p: (math.isnan(p[0]), p)):
             if math.isnan(mag):
-                axis.axhline(
-                    acc, color=_SUPERVISED_COLOUR, linestyle="--", label=label, gid=SUPERVISED_GID
-                )
+                axis.axhline(acc, color=_SUPERVISED_COLOUR, linestyle="--", gid=SUPERVISED_GID)
             else:
                 axis.scatter(
-                    [mag], [acc], marker="*", s=220, color=_SUPERVISED_COLOUR, label=label,
-                    zorder=4, gid=SUPERVISED_GID,
+                    [mag], [acc], marker="*", s=220, color=_SUPERVISED_COLOUR, zorder=4,
+                    edgecolors="white", linewidths=0.6, gid=SUPERVISED_GID,
                 )  # fmt: skip
     noint_col = f"noint_accuracy_{attribute}"
     if noint_col in rows.columns:
-        for index, value in enumerate(_distinct(rows[noint_col])):
-            axis.axhline(
-                value,
-                color="grey",
-                linestyle=":",
-                label="no intervention" if index == 0 else "_nolegend_",
-            )
+        for value in _distinct(rows[noint_col]):
+            axis.axhline(value, color="grey", linestyle=":", gid=NO_INTERVENTION_GID)
+
+
+def _taus(frame: pd.DataFrame) -> list[float]:
+    if "tau" not in frame.columns:
+        return [LEGACY_TAU]
+    return _distinct(frame["tau"]) or [LEGACY_TAU]
 
 
 def plot_interpretability_coverage(frame: pd.DataFrame) -> Figure:
-    """Grouped horizontal bars: ``f1_coverage_{a}`` per attribute for every SAE, one panel per
-    node; a black tick marks ``f1_mean_best_{a}`` where the CSV has it.
+    """Per node (rows) and attribute (columns), one horizontal bar per SAE: its
+    ``f1_coverage_{a}``, the share of the attribute's values with a latent at F1 ≥ τ; a black
+    dot marks its ``f1_mean_best_{a}`` (mean over values of the best latent's F1) and a dotted
+    red line τ (metrics.md §6). Bars take the architecture's colour; the supervised
+    dictionaries are black. Every value is printed in a column at the panel's right edge, so
+    an occluded attribute reads as "0.00" and no label overlaps another.
 
-    Coverage = fraction of an attribute's values with a latent at F1 >= tau (metrics.md §6). Every
-    bar carries its value, so an occluded attribute reads as a labelled bar at 0.
+    A curve of coverage against τ would say more, but it needs each value's best F1, which
+    the leaderboard CSV does not keep (only coverage at the run's τ and the mean best F1): the
+    dots show how far below τ an SAE's best latents sit.
     """
-    title = "Interpretability coverage per attribute (metrics.md §6); tick = mean best F1"
+    title = (
+        "Interpretability (metrics.md §6): bars = coverage (share of values with a latent at "
+        "F1 ≥ τ), dots = mean best F1"
+    )
     attributes = [a for a in attributes_in(frame.columns) if f"f1_coverage_{a}" in frame.columns]
     if not attributes:
         return _empty_figure(title, "no rows with f1_coverage_{a} columns")
     groups = node_groups(frame)
     tallest = max(len(rows) for _, rows in groups)
-    figure, axes = _new_figure(1, len(groups), 6.0, max(3.0, 0.16 * tallest * len(attributes)))
-    height = 0.8 / len(attributes)
-    for axis, (node, rows) in zip(axes[0], groups, strict=True):
-        rows = rows.sort_values([c for c in ("architecture", "sae_name") if c in rows.columns])
-        y = np.arange(len(rows))[::-1]
-        for index, attribute in enumerate(attributes):
-            values = rows[f"f1_coverage_{attribute}"].to_numpy(dtype=float)
-            offsets = y + 0.4 - height * (index + 0.5)
-            bars = axis.barh(
-                offsets, np.nan_to_num(values), height, label=attribute, color=f"C{index}"
+    figure, axes = _new_figure(len(groups), len(attributes), 3.3, max(2.5, 0.15 * tallest + 0.9))
+    taus = _taus(frame)
+    for row_axes, (node, rows) in zip(axes, groups, strict=True):
+        names = [_sae_label(r) for _, r in rows.iterrows()]
+        keys = [
+            (_arch_order(arch), source, name)
+            for arch, source, name in zip(
+                _text_column(rows, "architecture"),
+                _text_column(rows, "data_source"),
+                names,
+                strict=True,
             )
-            for bar, value in zip(bars, values, strict=True):
+        ]
+        order = sorted(range(len(rows)), key=keys.__getitem__)
+        rows, names = rows.iloc[order], [names[i] for i in order]
+        y = np.arange(len(rows))[::-1]
+        colours = [arch_colour(a) for a in _text_column(rows, "architecture")]
+        for column_index, (axis, attribute) in enumerate(zip(row_axes, attributes, strict=True)):
+            values = pd.to_numeric(rows[f"f1_coverage_{attribute}"], errors="coerce")
+            values = values.to_numpy(dtype=float)
+            axis.barh(y, np.nan_to_num(values), 0.75, color=colours, label=attribute)
+            for y_pos, value in zip(y, values, strict=True):
                 text = "n/a" if math.isnan(value) else f"{value:.2f}"
-                axis.annotate(
-                    text, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                    xytext=(2, 0), textcoords="offset points", va="center", fontsize=6,
+                axis.text(
+                    1.03, y_pos, text, va="center", fontsize=6,
+                    color="#999999" if value == 0 else "black",
                 )  # fmt: skip
             best = f"f1_mean_best_{attribute}"
             if best in rows.columns:
                 axis.scatter(
-                    rows[best].to_numpy(dtype=float),
-                    offsets,
-                    marker="|",
-                    s=40,
-                    color="black",
-                    linewidths=1.2,
-                    zorder=3,
-                    label="mean best F1" if index == 0 else "_nolegend_",
-                )
-        axis.set_yticks(y, [_sae_label(r) for _, r in rows.iterrows()], fontsize=7)
-        axis.set_xlim(0, 1.15)
-        axis.set_xlabel("coverage (fraction of values with a latent at F1 ≥ τ)")
-        axis.set_title(node, fontsize=9)
-        axis.grid(axis="x", alpha=0.3)
-    figure.suptitle(title)
-    _figure_legend(figure)
+                    pd.to_numeric(rows[best], errors="coerce").to_numpy(dtype=float), y,
+                    marker="o", s=10, color="black", zorder=3,
+                )  # fmt: skip
+            for tau in taus:
+                axis.axvline(tau, color="tab:red", linestyle=":", linewidth=1.0)
+            axis.set_yticks(y, names if column_index == 0 else [""] * len(y), fontsize=7)
+            axis.set_ylim(-0.7, len(rows) - 0.3)
+            axis.set_xlim(0, 1.2)  # values printed right of 1
+            axis.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+            axis.axvline(1.0, color="#bbbbbb", linewidth=0.8)
+            axis.set_xlabel("coverage at τ, mean best F1", fontsize=8)
+            axis.set_title(f"{node}\nattribute {attribute}", fontsize=8)
+            axis.tick_params(axis="x", labelsize=7)
+            axis.grid(axis="x", alpha=0.3)
+    _suptitle(figure, title)
+    present = set(_text_column(frame, "architecture"))
+    handles = [
+        Line2D([], [], color=arch_colour(a), linewidth=6, label=a)
+        for a in sorted(present - set(SUPERVISED_ARCHITECTURES), key=_arch_order)
+    ]
+    if present & set(SUPERVISED_ARCHITECTURES):
+        handles.append(
+            Line2D([], [], color=_SUPERVISED_COLOUR, linewidth=6, label="supervised dictionaries")
+        )
+    handles += [
+        Line2D([], [], color="black", marker="o", markersize=4, linestyle="none",
+               label="mean best F1"),
+        Line2D([], [], color="tab:red", linestyle=":",
+               label="τ = " + ", ".join(f"{t:g}" for t in taus)),
+    ]  # fmt: skip
+    _legend(figure, handles, "architecture")
     return figure
 
 
 PLOTTERS = {
+    "edit_accuracy_vs_k": plot_edit_accuracy_vs_k,
+    "edit_magnitude_vs_k": plot_edit_magnitude_vs_k,
     "l0_vs_fidelity": plot_l0_vs_fidelity,
     "edit_accuracy_vs_magnitude": plot_edit_accuracy_vs_magnitude,
     "interpretability_coverage": plot_interpretability_coverage,
