@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(if $(TORCH),$(PIP) install --quiet $(TORCH))
 	$(PIP) install --quiet -e ".[test]"
+	# SAEBench's own output classes validate `leaderboard export --format saebench` in the tests;
+	# they need only pydantic, and sae-bench's full dependencies would pin numpy<2.
+	$(PIP) install --quiet --no-deps sae-bench==0.6.0
 	touch $@
 
 reinstall:
