@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from saebench import __version__, evaluate
 from saebench.cache import default_cache_dir
-from saebench.evaluate import DEFAULT_KS, DEFAULT_N_FIT_PROMPTS, EvalResult, EvalSettings
+from saebench.defaults import (
+    DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_KS,
+    DEFAULT_N_FIT_PROMPTS,
+    DEFAULT_N_PROMPTS,
+)
+from saebench.evaluate import EvalResult, EvalSettings
 from saebench.model import effective_processing, load_model, tokenizer_of
 from saebench.node import Node
 from saebench.run import (
@@ -46,7 +52,6 @@ from saebench.run import (
     output_paths,
     write_json,
 )
-from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 from saebench.sae import SAE, SAEMeta
 from saebench.sae_adapters import (
     Scorable,
@@ -136,7 +141,7 @@ def evaluate_sae(
     position: str = "END",
     hook: str | None = None,
     head: int | None = None,
-    n_prompts: int = 1000,
+    n_prompts: int = DEFAULT_N_PROMPTS,
     n_fit_prompts: int = DEFAULT_N_FIT_PROMPTS,
     ks: Sequence[int] = DEFAULT_KS,
     seed: int = 0,
@@ -182,7 +187,7 @@ def evaluate_saes(
     position: str = "END",
     hook: str | None = None,
     head: int | None = None,
-    n_prompts: int = 1000,
+    n_prompts: int = DEFAULT_N_PROMPTS,
     n_fit_prompts: int = DEFAULT_N_FIT_PROMPTS,
     ks: Sequence[int] = DEFAULT_KS,
     seed: int = 0,

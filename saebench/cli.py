@@ -11,17 +11,20 @@ import click
 
 from saebench.cli_common import (
     CACHE_BUDGET_HELP,
-    DEFAULT_CACHE_BUDGET_MB,
-    DEFAULT_JSON_OUT,
-    DEFAULT_KS,
-    DEFAULT_LEADERBOARD,
-    DEFAULT_N_FIT_PROMPTS,
-    MAX_N_PROMPTS,
     THREADS_HELP,
     check_hook_syntax,
     check_task_options,
     fail,
     set_threads,
+)
+from saebench.defaults import (
+    DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_JSON_OUT,
+    DEFAULT_KS,
+    DEFAULT_LEADERBOARD,
+    DEFAULT_N_FIT_PROMPTS,
+    DEFAULT_N_PROMPTS,
+    MAX_N_PROMPTS,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +137,7 @@ def main(verbose: bool) -> None:
 @click.option(
     "--n-prompts",
     type=click.IntRange(min=10),
-    default=1000,
+    default=DEFAULT_N_PROMPTS,
     show_default=True,
     help=f"Evaluation prompts (test split); at most {MAX_N_PROMPTS:,} (all are held in memory).",
 )

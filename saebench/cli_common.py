@@ -10,20 +10,6 @@ from typing import NoReturn
 
 import click
 
-# Defaults shown in ``--help``, kept here so that ``saebench --help`` imports no torch; a test
-# checks that they equal the library's (saebench.evaluate, saebench.runner, saebench.run).
-DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-DEFAULT_N_FIT_PROMPTS = 10_000
-DEFAULT_CACHE_BUDGET_MB = 1024.0
-DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
-DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
-MAX_N_PROMPTS = 100_000
-"""Most ``--n-prompts`` / ``--n-fit-prompts`` a run accepts. Prompts, their activations and
-logits are held in memory for the whole run (10 million tiny-ioi prompts grew past 4 GB, and
-GPT-2 Small needs far more per prompt), so larger values are refused at once rather than
-failing after minutes; 1000 evaluation and 10,000 fitting prompts are the defaults, the paper
-used 20,000 fitting prompts."""
-
 _HOOK_RE = re.compile(
     r"^(hook_embed|hook_pos_embed|hook_tokens|ln_final\.hook_\w+|"
     r"blocks\.\d+\.(\w+\.)*hook_\w+)$"

@@ -21,8 +21,7 @@ from saebench.causal_map import (
     parse_list,
 )
 from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
-from saebench.evaluate import DEFAULT_N_FIT_PROMPTS
-from saebench.runner import DEFAULT_CACHE_BUDGET_MB
+from saebench.defaults import DEFAULT_CACHE_BUDGET_MB, DEFAULT_N_FIT_PROMPTS
 
 DEFAULT_OUT = "maps/{model}-{task}"
 

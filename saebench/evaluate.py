@@ -36,20 +36,19 @@ from tqdm.auto import tqdm
 
 from saebench import approximation, control, interpretability
 from saebench.cache import cached_supervised, model_fingerprint
+from saebench.defaults import (
+    DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_KS,
+    DEFAULT_N_FIT_PROMPTS,
+    DEFAULT_N_PROMPTS,
+)
 from saebench.node import Node
-from saebench.runner import DEFAULT_CACHE_BUDGET_MB, NodeRunner
+from saebench.runner import NodeRunner
 from saebench.supervised import FITTERS, SupervisedDictionary
 from saebench.task import Task
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-DEFAULT_N_FIT_PROMPTS = 10_000
-"""Prompts the supervised dictionaries are fitted on by default. The mean dictionary
-estimates one vector per name from the prompts that contain it, so it needs many: on
-tiny-ioi at ``blocks.1.hook_resid_pre`` @ END the supervised necessity is 0.50 / 0.86 /
-0.90 / 0.93 with 1000 / 4000 / 8000 / 16000 fitting prompts (200 evaluation prompts).
-The paper fitted on 20,000."""
 FIT_SEED_OFFSET = 1_000_003
 """Fitting prompts use ``seed + FIT_SEED_OFFSET`` so they differ from the evaluation prompts."""
 CF_SEED_STRIDE = 7919
@@ -69,7 +68,7 @@ def counterfactual_seed(seed: int, attribute_index: int) -> int:
 class EvalSettings:
     """How much work ``evaluate`` does and where."""
 
-    n_prompts: int = 1000
+    n_prompts: int = DEFAULT_N_PROMPTS
     """Evaluation prompts (test split)."""
     n_fit_prompts: int = DEFAULT_N_FIT_PROMPTS
     """Prompts the supervised dictionaries are fitted on (test split, another seed)."""

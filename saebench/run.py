@@ -23,10 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from saebench import __version__, evaluate
+from saebench.defaults import (
+    DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_JSON_OUT,
+    DEFAULT_KS,
+    DEFAULT_LEADERBOARD,
+    DEFAULT_N_FIT_PROMPTS,
+    DEFAULT_N_PROMPTS,
+)
 from saebench.discover import load as load_sae
 from saebench.evaluate import (
-    DEFAULT_KS,
-    DEFAULT_N_FIT_PROMPTS,
     FIT_SEED_OFFSET,
     EvalResult,
     EvalSettings,
@@ -36,7 +42,6 @@ from saebench.io_utils import atomic_write, check_writable, dumps_strict, save_u
 from saebench.leaderboard.schema import LEGACY_TASK_VERSION, SETTINGS_COLUMNS, format_ks
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
-from saebench.runner import DEFAULT_CACHE_BUDGET_MB
 from saebench.sae import SAE
 from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
@@ -47,8 +52,6 @@ SUPERVISED_SPECS = {"supervised:mean": "mean", "supervised:lstsq": "lstsq"}
 """``--sae`` values that score a supervised dictionary itself (needs ``--model``, ``--hook``)."""
 DEFAULT_MODEL = "gpt2-small"
 # relative paths are relative to the working directory; records and messages name them absolute
-DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
-DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
 
 
 @dataclass
@@ -61,7 +64,7 @@ class RunConfig:
     hook: str | None = None
     head: int | None = None
     position: str = "END"
-    n_prompts: int = 1000
+    n_prompts: int = DEFAULT_N_PROMPTS
     n_fit_prompts: int = DEFAULT_N_FIT_PROMPTS
     ks: tuple[int, ...] = DEFAULT_KS
     seed: int = 0

@@ -33,14 +33,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saebench import model as model_access
+from saebench.defaults import DEFAULT_CACHE_BUDGET_MB
 from saebench.model import PrefixKV
 from saebench.node import Node
 from saebench.task import PromptSet, Task
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BUDGET_MB = 1024.0
-"""Default bound on the keys and values one clean run keeps (MB); see the module docstring."""
 PASS_LOGITS = 2**24
 """Bound on the END logits of one intervention pass (rows · d_vocab: 64 MB of float32)."""
 MAX_PASS_ROWS = 4096

@@ -311,14 +311,24 @@ def test_help_imports_no_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
-def test_help_defaults_equal_the_library_defaults() -> None:
-    from saebench import cli_common, evaluate, runner
+def test_the_cli_the_run_config_and_the_scorer_share_one_set_of_defaults() -> None:
+    from saebench import defaults
+    from saebench.cli import run as run_command
+    from saebench.evaluate import EvalSettings
 
-    assert cli_common.DEFAULT_KS == evaluate.DEFAULT_KS
-    assert cli_common.DEFAULT_N_FIT_PROMPTS == evaluate.DEFAULT_N_FIT_PROMPTS
-    assert cli_common.DEFAULT_CACHE_BUDGET_MB == runner.DEFAULT_CACHE_BUDGET_MB
-    assert cli_common.DEFAULT_LEADERBOARD == run_module.DEFAULT_LEADERBOARD
-    assert cli_common.DEFAULT_JSON_OUT == run_module.DEFAULT_JSON_OUT
+    options = {p.name: p.default for p in run_command.params}
+    config, settings = run_module.RunConfig(sae="x"), EvalSettings()
+    expected = {
+        "n_prompts": defaults.DEFAULT_N_PROMPTS,
+        "n_fit_prompts": defaults.DEFAULT_N_FIT_PROMPTS,
+        "cache_budget_mb": defaults.DEFAULT_CACHE_BUDGET_MB,
+    }
+    for name, value in expected.items():
+        assert options[name] == getattr(config, name) == getattr(settings, name) == value, name
+    assert tuple(config.ks) == settings.ks == defaults.DEFAULT_KS
+    assert options["ks"] == ",".join(map(str, defaults.DEFAULT_KS))
+    assert options["leaderboard"] == config.leaderboard == defaults.DEFAULT_LEADERBOARD
+    assert options["json_out"] == config.json_out == defaults.DEFAULT_JSON_OUT
 
 
 # ------------------------------------------------------------------ the supervised cache

@@ -1,0 +1,28 @@
+"""Default settings of a run, in one place and without importing torch (``saebench --help``
+reads them). The library (``saebench.evaluate``, ``saebench.runner``, ``saebench.run``,
+``saebench.api``) and the CLI's options all take them from here."""
+
+from __future__ import annotations
+
+DEFAULT_N_PROMPTS = 1000
+"""Evaluation prompts (test split)."""
+DEFAULT_N_FIT_PROMPTS = 10_000
+"""Prompts the supervised dictionaries are fitted on by default. The mean dictionary
+estimates one vector per name from the prompts that contain it, so it needs many: on
+tiny-ioi at ``blocks.1.hook_resid_pre`` @ END the supervised necessity is 0.50 / 0.86 /
+0.90 / 0.93 with 1000 / 4000 / 8000 / 16000 fitting prompts (200 evaluation prompts).
+The paper fitted on 20,000."""
+DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+"""Numbers of latents an SAE edit may use (docs/metrics.md §5)."""
+DEFAULT_CACHE_BUDGET_MB = 1024.0
+"""Bound on the attention keys and values one clean run keeps (MB); see
+:mod:`saebench.runner`."""
+DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
+"""Leaderboard CSV of ``saebench run`` (relative to the working directory)."""
+DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
+"""Per-run JSON of ``saebench run`` (relative to the working directory)."""
+MAX_N_PROMPTS = 100_000
+"""Most ``--n-prompts`` / ``--n-fit-prompts`` a run accepts. Prompts, their activations and
+logits are held in memory for the whole run (10 million tiny-ioi prompts grew past 4 GB, and
+GPT-2 Small needs far more per prompt), so larger values are refused at once rather than
+failing after minutes."""
