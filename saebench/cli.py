@@ -353,7 +353,8 @@ def _report(outcome: Outcome, several: bool) -> None:
     attributes = [
         k.removeprefix("noint_accuracy_") for k in record.metrics if k.startswith("noint_accuracy_")
     ]
-    click.echo(render(record.metrics, attributes, list(outcome.config.ks), title))
+    ks, tau = list(outcome.config.ks), outcome.config.tau
+    click.echo(render(record.metrics, attributes, ks, title, details=record.details, tau=tau))
     for what, path in record.paths.items():
         click.echo(f"{what}: {path}")
 

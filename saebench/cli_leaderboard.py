@@ -66,6 +66,8 @@ def show(
 
     \b
     CSV defaults to leaderboard/tiny-ioi.csv (relative to the working directory).
+    On a terminal too narrow for every column, the table is folded into parts one under
+    another (each repeating the SAE and node); no column is left out.
     """
     from saebench.leaderboard.table import (
         TableError,

@@ -71,7 +71,20 @@ class PromptSet:
 
 @runtime_checkable
 class Task(Protocol):
-    """What a task plugin provides. ``saebench_tasks.ioi.IOITask`` is the reference."""
+    """What a task plugin provides. ``saebench_tasks.ioi.IOITask`` is the reference.
+
+    Optional declarations, class attributes the scorer ignores and the plugin kit
+    (:func:`saebench.testing.check_task`) checks when present; not protocol members, so a task
+    without them is still a ``Task``:
+
+    - ``value_positions: dict[str, tuple[str, ...]]``: attribute -> the position labels whose
+      token is the attribute's value (IOI: ``{"io": ("IO",), "s": ("S1", "S2")}``);
+    - ``counterfactual_moves: dict[str, tuple[str, ...]]``: attribute -> the position labels
+      its counterfactual may move (IOI: ``{"pos": ("IO", "S1", "S1+1")}``); every other
+      position, and always ``END``, stays where it is;
+    - ``disjoint_splits: tuple[str, ...]``: attributes whose values never occur in both splits;
+    - ``pad_id: int``: the token prompts are right-padded with.
+    """
 
     name: str
     attributes: tuple[str, ...]

@@ -76,6 +76,13 @@ class IOITask:
     it (``task_version``), so numbers from another version are never taken for these."""
     attributes: tuple[str, ...] = ("io", "s", "pos")
     position_labels: tuple[str, ...] = ("IO", "S1", "S1+1", "S2", "END")
+    # declarations read by the plugin kit (saebench.testing.check_task)
+    value_positions: dict[str, tuple[str, ...]] = {"io": ("IO",), "s": ("S1", "S2")}
+    """Where each name attribute's value token sits."""
+    counterfactual_moves: dict[str, tuple[str, ...]] = {"pos": ("IO", "S1", "S1+1")}
+    """Positions a counterfactual may move: swapping the names' order swaps IO and S1."""
+    disjoint_splits: tuple[str, ...] = ("io", "s")
+    """Attributes whose values the train and test splits never share (the name halves)."""
 
     def __init__(self, tokenizer, prepend_bos: bool = True, templates: tuple[str, ...] = TEMPLATES):
         self.tokenizer = tokenizer

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -27,6 +30,7 @@ from saebench.leaderboard.table import (
     TableError,
     compact_columns,
     filter_rows,
+    formatted_cells,
     render_plain,
     render_rich,
     resolve_columns,
@@ -139,6 +143,51 @@ def test_plain_and_rich_tables_show_values_and_short_headers(frame) -> None:
     rich_text = render_rich(frame, columns, width=150)
     assert "suff (sup)" in rich_text and "0.930" in rich_text and "0.870" in rich_text
     assert "supervised_mean-3" in render_rich(frame, compact_columns(frame))  # never cropped
+
+
+def rich_parts(text: str) -> list[list[list[str]]]:
+    """The data rows (as cell lists) of each table ``render_rich`` printed, part by part."""
+    parts: list[list[list[str]]] = []
+    rows = None
+    for line in text.splitlines():
+        if line.strip().startswith("─"):
+            rows = []
+            parts.append(rows)
+        elif not line.strip():
+            rows = None
+        elif rows is not None:
+            rows.append(line.split())
+    return parts
+
+
+@pytest.mark.parametrize("width", [50, 80, 120])
+def test_rich_table_folds_to_a_narrow_width_and_never_drops_a_column(frame, width) -> None:
+    columns = compact_columns(frame)  # 23 columns, 200 characters wide
+    text = render_rich(frame, columns, width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "…" not in text
+    parts = rich_parts(text)
+    assert len(parts) > 1 and all(len(part) == len(frame) for part in parts)
+    assert f"{len(columns)} columns folded into {len(parts)} parts" in " ".join(text.split())
+    assert "--plain" in text
+    for index, expected in enumerate(formatted_cells(frame, columns)):
+        shown = Counter(cell for part in parts for cell in part[index])
+        missing = Counter(cell for cell in expected if cell) - shown
+        assert not missing, (index, missing)  # every cell of the row, rows in the same order
+        assert all(part[index][0] == expected[0] for part in parts)  # each part names the SAE
+    assert "folded" not in render_rich(frame, columns, width=400)
+
+
+def test_cli_show_in_a_narrow_terminal_folds_the_table(csv_path: Path, monkeypatch) -> None:
+    import saebench.cli_leaderboard as cli_leaderboard
+
+    terminal = SimpleNamespace(stdout=SimpleNamespace(isatty=lambda: True))
+    monkeypatch.setattr(cli_leaderboard, "sys", terminal)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *_: os.terminal_size((80, 24)))
+    result = CliRunner().invoke(leaderboard, ["show", str(csv_path)])
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "columns folded into" in result.output and "cov pos" in result.output
 
 
 def test_l0_vs_fidelity_draws_supervised_reference_line_per_node(frame) -> None:

@@ -242,29 +242,83 @@ def render_plain(frame: pd.DataFrame, columns: Sequence[str]) -> str:
 def render_rich(frame: pd.DataFrame, columns: Sequence[str], width: int | None = None) -> str:
     """The table drawn by ``rich`` (supervised columns dimmed), as text.
 
-    Cells never wrap or truncate (long headers wrap instead); with ``width`` None the table
-    takes its natural width rather than being cropped to a terminal.
+    Cells never wrap or truncate; headers wrap at spaces where that saves room. With ``width``
+    None the table takes its natural width. With a ``width`` no column is ever dropped: when
+    the columns do not fit, the table is folded into parts printed one under another, each
+    repeating the columns that name a row (SAE name and node, or only the SAE name when those
+    leave no room), and a last line says so. A single column wider than ``width`` is printed
+    whole, never cropped.
     """
+    import textwrap
+
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     cells = formatted_cells(frame, columns)
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-    for index, column in enumerate(columns):
-        numeric = is_metric(column) or column == "head"
-        widest = max([len(row[index]) for row in cells] or [1])
-        table.add_column(
-            column_label(column),
-            justify="right" if numeric else "left",
-            style="dim" if column.startswith("sup_") else None,
-            min_width=widest,  # cells never wrap or truncate; long headers wrap instead
-        )
-    for row in cells:
-        table.add_row(*row)
+    labels = [column_label(column) for column in columns]
+    widest = [max([len(row[i]) for row in cells] or [1]) for i in range(len(columns))]
+    natural = [max(widest[i], len(labels[i])) for i in range(len(columns))]
+    narrow = [max([widest[i], *map(len, labels[i].split())]) for i in range(len(columns))]
+
+    def overhead(n: int) -> int:  # SIMPLE_HEAD, no edge padding: two edges, 3 per column gap
+        return 3 * n - 1
+
+    def fits(indices: Sequence[int]) -> bool:
+        return width is None or sum(narrow[i] for i in indices) + overhead(len(indices)) <= width
+
+    def widths_for(indices: Sequence[int]) -> dict[int, int]:
+        """Natural widths where they fit, else wrapped headers, unwrapping the cheapest first."""
+        chosen = {i: natural[i] for i in indices}
+        if width is None or sum(chosen.values()) + overhead(len(indices)) <= width:
+            return chosen
+        chosen = {i: narrow[i] for i in indices}
+        room = width - sum(chosen.values()) - overhead(len(indices))  # < 0: nothing unwraps
+        for i in sorted(indices, key=lambda i: natural[i] - narrow[i]):
+            if 0 < natural[i] - narrow[i] <= room:
+                room -= natural[i] - narrow[i]
+                chosen[i] = natural[i]
+        return chosen
+
+    everything = list(range(len(columns)))
+    parts = [everything]
+    if not fits(everything):
+        others = [i for i in everything if columns[i] not in ("sae_name", *NODE_COLUMNS)]
+        keys = [i for i in everything if i not in others]
+        widest_other = max(others, key=lambda i: narrow[i], default=None)
+        if widest_other is not None and not fits([*keys, widest_other]):
+            keys = [i for i in keys if columns[i] == "sae_name"]  # the parts keep the row order
+            others = [i for i in everything if i not in keys]
+        parts = [[]]
+        for index in others:
+            if parts[-1] and not fits([*keys, *parts[-1], index]):
+                parts.append([])
+            parts[-1].append(index)
+        parts = [sorted([*keys, *part]) for part in parts]
+
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 100_000, color_system=None)
-    console.print(table)
+    for part in parts:
+        chosen = widths_for(part)
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+        for index in part:
+            column = columns[index]
+            table.add_column(
+                labels[index],
+                justify="right" if is_metric(column) or column == "head" else "left",
+                style="dim" if column.startswith("sup_") else None,
+                width=chosen[index],
+            )
+        for row in cells:
+            table.add_row(*(row[index] for index in part))
+        needed = sum(chosen.values()) + overhead(len(part))
+        console = Console(file=buffer, width=max(width or 0, needed), color_system=None)
+        console.print(table)
+    if len(parts) > 1:
+        note = (
+            f"{len(columns)} columns folded into {len(parts)} parts to fit {width} columns; "
+            "--plain prints them in one table, --columns picks some"
+        )
+        buffer.write("\n".join(textwrap.wrap(note, max(width or 0, 40))) + "\n")
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
