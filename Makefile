@@ -25,7 +25,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(if $(TORCH),$(PIP) install --quiet $(TORCH))
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,ray]"
 	# SAEBench's own output classes validate `leaderboard export --format saebench` in the tests;
 	# they need only pydantic, and sae-bench's full dependencies would pin numpy<2.
 	$(PIP) install --quiet --no-deps sae-bench==0.6.0
@@ -60,7 +60,8 @@ leaderboard: install
 	$(BIN)/saebench map --model tiny-ioi --n-prompts 1000 --quiet --out leaderboard/map/tiny-ioi-ioi
 	rm -rf leaderboard/tiny-ioi.csv baselines/saes/tiny-ioi
 	$(BIN)/python -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv \
-		--processes 3 $(foreach node,$(LEADERBOARD_NODES),--node '$(node)')
+		--no-score --processes 3 $(foreach node,$(LEADERBOARD_NODES),--node '$(node)')
+	$(BIN)/saebench sweep sweeps/tiny-ioi-leaderboard.toml
 	$(BIN)/saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
 	$(BIN)/saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
 

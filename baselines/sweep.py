@@ -52,6 +52,9 @@ class NodeJob:
     n_general_texts: int
     n_eval_prompts: int
     seed: int
+    score: bool = True
+    """Score every dictionary into ``leaderboard`` after building it (False: build only, and
+    score with ``saebench sweep``, as ``make leaderboard`` does)."""
 
 
 def most_important_head(model, n_prompts: int = 300, seed: int = 0) -> tuple[int, int]:
@@ -114,7 +117,8 @@ def _sae_name(kind: str, param: tuple[str, float] | None, data: str) -> str:
 
 
 def run_node(job: NodeJob) -> list[str]:
-    """Build every dictionary of the grid at one node, then evaluate each into the CSV."""
+    """Build every dictionary of the grid at one node, then (``job.score``) evaluate each into
+    the CSV."""
     torch.set_num_threads(1)
     from saebench.model import load_model
     from saebench.node import Node
@@ -172,6 +176,8 @@ def run_node(job: NodeJob) -> list[str]:
             report.get("l0", float("nan")),
         )
         done.append(str(path))
+    if not job.score:
+        return done
     runs = [(p, None) for p in done] + [
         ("supervised:mean", "supervised_mean"),
         ("supervised:lstsq", "supervised_lstsq"),
@@ -238,6 +244,13 @@ def run_node(job: NodeJob) -> list[str]:
     "--seed", default=0, show_default=True, help="Seed of training and evaluation prompts."
 )
 @click.option("--processes", default=2, show_default=True, help="Nodes evaluated in parallel.")
+@click.option(
+    "--score/--no-score",
+    default=True,
+    show_default=True,
+    help="Score each dictionary into the leaderboard after training (--no-score: train only; "
+    "`make leaderboard` scores with `saebench sweep sweeps/tiny-ioi-leaderboard.toml`).",
+)
 @click.option(
     "--node",
     "nodes",

@@ -52,6 +52,11 @@ class LazyGroup(click.Group):
             "map_command",
             "Map where a model's task answer depends on each attribute, node by node.",
         ),
+        "sweep": (
+            "saebench.cli_sweep",
+            "sweep_command",
+            "Score the SAEs of a TOML sweep spec, one job per model and node (local or Ray).",
+        ),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
