@@ -51,7 +51,7 @@ from pathlib import Path
 
 import torch
 
-from saebench.control import greedy_edit
+from saebench.control import _greedy_chunk, greedy_edit
 from saebench.evaluate import EvalSettings, evaluate, evaluate_many, prepare
 from saebench.model import build_model, gpt2_tokenizer, load_model
 from saebench.node import Node
@@ -253,39 +253,17 @@ def bench_sharing_gpt2(model, layer: int, args) -> dict[str, float]:
 
 
 def padded_greedy(diff_ND, delta_NF, W_dec_FD, ks, chunk: int = 256):
-    """The former greedy edit: chunks in prompt order, padded to the chunk's largest m."""
-    n, f = delta_NF.shape
-    sums, chosen = [], []
-    peak = 0
+    """The former greedy edit: chunks of ``chunk`` prompts in prompt order, each padded to its
+    largest m (the same per-chunk kernel, ``control._greedy_chunk``, without the sorting by
+    m). Returns the sum and chosen latents at max(ks), and the largest chunk's float64
+    elements rows · m · (D + m)."""
+    n, k = delta_NF.shape[0], max(ks)
+    sums, chosen, peak = [], [], 0
     for start in range(0, n, chunk):
-        d_ND, dl_NF = diff_ND[start : start + chunk], delta_NF[start : start + chunk]
-        nonzero_NF = dl_NF != 0
-        rows_n = dl_NF.shape[0]
-        m = max(1, int(nonzero_NF.sum(1).max()))
-        peak = max(peak, rows_n * m * (W_dec_FD.shape[1] + m))
-        flag_NM, idx_NM = torch.topk(nonzero_NF.to(dl_NF.dtype), m, dim=1)
-        valid_NM = flag_NM > 0
-        c_NMD = (dl_NF.gather(1, idx_NM) * valid_NM)[..., None] * W_dec_FD[idx_NM]
-        c_NMD, d_ND = c_NMD.double(), d_ND.double()
-        cr_NM = torch.einsum("nmd,nd->nm", c_NMD, d_ND)
-        cc_NM = c_NMD.pow(2).sum(-1)
-        gram_NMM = c_NMD @ c_NMD.transpose(1, 2)
-        used_NM = ~valid_NM
-        zero_left_N = (f - nonzero_NF.sum(1)).double()
-        rows = torch.arange(rows_n)
-        sum_ND = torch.zeros_like(d_ND)
-        chosen_NF = torch.zeros(rows_n, f, dtype=torch.bool)
-        for _ in range(max(ks)):
-            obj_NM = (cc_NM - 2 * cr_NM).masked_fill(used_NM, float("inf"))
-            best_N, j_N = obj_NM.min(1)
-            zero_obj_N = torch.where(zero_left_N > 0, 0.0, float("inf")).to(best_N)
-            take_N = (best_N < zero_obj_N) & torch.isfinite(best_N)
-            zero_left_N -= (~take_N).double()
-            r, j = rows[take_N], j_N[take_N]
-            sum_ND[r] += c_NMD[r, j]
-            cr_NM[r] -= gram_NMM[r, :, j]
-            used_NM[r, j] = True
-            chosen_NF[r, idx_NM[r, j]] = True
+        rows = slice(start, start + chunk)
+        m = max(1, int((delta_NF[rows] != 0).sum(1).max()))
+        peak = max(peak, delta_NF[rows].shape[0] * m * (W_dec_FD.shape[1] + m))
+        sum_ND, chosen_NF = _greedy_chunk(diff_ND[rows], delta_NF[rows], W_dec_FD, [k])[k]
         sums.append(sum_ND.float())
         chosen.append(chosen_NF)
     return torch.cat(sums), torch.cat(chosen), peak

@@ -39,7 +39,7 @@ from saebench.evaluate import (
     counterfactual_seed,
 )
 from saebench.io_utils import atomic_write, check_writable, dumps_strict, save_unsaved
-from saebench.leaderboard.schema import LEGACY_TASK_VERSION, SETTINGS_COLUMNS, format_ks
+from saebench.leaderboard.schema import LEGACY_TASK_VERSION, format_ks
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
 from saebench.sae import SAE
@@ -341,8 +341,7 @@ def _job(index: int, config: RunConfig) -> _Job:
 
 def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
     """Whether ``job`` is scored; sets ``outcome`` when its leaderboard row rules it out."""
-    from saebench.leaderboard import SettingsConflict, find_row
-    from saebench.leaderboard.store import format_cell, settings_differences
+    from saebench.leaderboard import has_row
 
     try:  # before any work: an output that could not be written fails the SAE now
         for what, path in job.paths.items():
@@ -358,17 +357,11 @@ def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
     if csv_path is None or job.config.force:
         return True
     try:
-        existing = find_row(csv_path, job.identity)
-    except Exception as err:
+        exists = has_row(csv_path, job.identity)
+    except Exception as err:  # a row with other settings, or a leaderboard that does not parse
         _fail(outcome, err)
         return False
-    if existing is None:
-        return True
-    new = {column: format_cell(job.identity[column]) for column in SETTINGS_COLUMNS}
-    if settings_differences(existing, new):
-        _fail(outcome, SettingsConflict(csv_path, existing, new))
-        return False
-    if job.config.skip_existing:
+    if exists and job.config.skip_existing:
         outcome.status = "skipped"
         outcome.message = f"{csv_path} has its row with these settings (--force recomputes)"
         return False

@@ -83,9 +83,7 @@ def plan(job: Job) -> tuple[Job, list[SAEResult]]:
     """``job`` with only the SAEs that need scoring, and the results of the others (skipped:
     their row with the same settings exists; failed: a row with other settings, without
     ``force``, or a leaderboard that cannot be read)."""
-    from saebench.leaderboard import SettingsConflict, find_row
-    from saebench.leaderboard.schema import SETTINGS_COLUMNS
-    from saebench.leaderboard.store import format_cell, settings_differences
+    from saebench.leaderboard import has_row
 
     todo: list[JobItem] = []
     done: list[SAEResult] = []
@@ -95,19 +93,14 @@ def plan(job: Job) -> tuple[Job, list[SAEResult]]:
             todo.append(item)
             continue
         try:
-            existing = find_row(csv_path, item.identity)
-        except Exception as err:
+            exists = has_row(csv_path, item.identity)
+        except Exception as err:  # a row with other settings, or a leaderboard that does not parse
             done.append(SAEResult(item.name, "failed", one_line(err)))
             continue
-        if existing is None:
-            todo.append(item)
-            continue
-        new = {column: format_cell(item.identity[column]) for column in SETTINGS_COLUMNS}
-        if settings_differences(existing, new):
-            err = SettingsConflict(csv_path, existing, new)
-            done.append(SAEResult(item.name, "failed", one_line(err)))
-        else:
+        if exists:
             done.append(SAEResult(item.name, "skipped", f"{csv_path} has its row"))
+        else:
+            todo.append(item)
     return replace(job, items=todo), done
 
 

@@ -10,8 +10,16 @@ from saebench.leaderboard.store import (
     LeaderboardError,
     SettingsConflict,
     find_row,
+    has_row,
     read_leaderboard,
     upsert_row,
 )
 
-__all__ = ["LeaderboardError", "SettingsConflict", "find_row", "read_leaderboard", "upsert_row"]
+__all__ = [
+    "LeaderboardError",
+    "SettingsConflict",
+    "find_row",
+    "has_row",
+    "read_leaderboard",
+    "upsert_row",
+]

@@ -393,6 +393,20 @@ def find_row(csv_path: str | Path, row: Mapping[str, object]) -> dict[str, str] 
     return next((old for old in rows if _identity(old) == key), None)
 
 
+def has_row(csv_path: str | Path, row: Mapping[str, object]) -> bool:
+    """Whether ``csv_path`` has ``row``'s identity computed with ``row``'s settings (the
+    decision ``saebench run --skip-existing`` and ``saebench sweep`` take before any work).
+    Raises :class:`SettingsConflict` when the row exists with other settings, and
+    :class:`LeaderboardError` when the file does not parse."""
+    existing = find_row(csv_path, row)
+    if existing is None:
+        return False
+    new = {column: format_cell(row[column]) for column in SETTINGS_COLUMNS}
+    if settings_differences(existing, new):
+        raise SettingsConflict(csv_path, existing, new)
+    return True
+
+
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     """The leaderboard at ``csv_path`` as a DataFrame; never writes.
 
