@@ -18,7 +18,7 @@ PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.saebench-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install reinstall demo test test-all lint leaderboard bench
+.PHONY: install reinstall demo test test-all lint leaderboard leaderboard-gt bench
 
 install: $(STAMP)
 
@@ -64,6 +64,20 @@ leaderboard: install
 	$(BIN)/saebench sweep sweeps/tiny-ioi-leaderboard.toml
 	$(BIN)/saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
 	$(BIN)/saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
+
+# The Greater-Than leaderboard on the second embedded model, tiny-gt: the nodes where its causal
+# map finds `yy` causal and linearly editable (about 15 minutes on 2 CPU cores).
+GT_LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@END blocks.0.hook_resid_pre@YY
+
+leaderboard-gt: install
+	$(BIN)/saebench map --model tiny-gt --task greater-than --positions NOUN,XX1,YY,END --n-prompts 1000 \
+		--quiet --out leaderboard/map/tiny-gt-greater-than
+	rm -rf leaderboard/tiny-gt.csv baselines/saes/tiny-gt
+	$(BIN)/python -m saebench_baselines.sweep --model tiny-gt --task greater-than --out baselines/saes/tiny-gt \
+		--leaderboard leaderboard/tiny-gt.csv --no-score --processes 2 $(foreach node,$(GT_LEADERBOARD_NODES),--node '$(node)')
+	$(BIN)/saebench sweep sweeps/tiny-gt-leaderboard.toml
+	$(BIN)/saebench leaderboard plot leaderboard/tiny-gt.csv --out leaderboard/plots/tiny-gt
+	$(BIN)/saebench leaderboard export leaderboard/tiny-gt.csv --readme leaderboard/tiny-gt.md --plots leaderboard/plots/tiny-gt
 
 bench: install
 	$(BIN)/python benchmarks/bench_scoring.py

@@ -98,6 +98,7 @@ def build(
                 "sae_name": name or Path(out).name,
                 "saebench_kind": spec.kind,
                 "data_source": spec.data if spec.kind not in ("random",) else "",
+                "training_task": spec.task if spec.data == "task" and spec.kind != "random" else "",
                 "training_position": "all" if spec.all_positions else spec.position,
             }
         },

@@ -3,8 +3,9 @@
 - ``task``: prompts of the task's ``train`` split (names, objects and places disjoint from the
   ``test`` split that saebench evaluates on), read at the node's position or at every
   position of the prompt.
-- ``general``: text that is not the task. For ``tiny-ioi``, its own non-IOI training families
-  (:func:`saebench.tiny_ioi.corpus.general_corpus`); for other models, a streamed text data
+- ``general``: text that is not the task. For the embedded models, their own non-task
+  training families (:func:`saebench.tiny_ioi.corpus.general_corpus`,
+  :func:`saebench.tiny_gt.corpus.general_corpus`); for other models, a streamed text data
   set (OpenWebText by default, via the ``datasets`` library; needs network), read at every
   token position except BOS.
 """
@@ -74,9 +75,14 @@ def task_activations(
 
 
 def general_texts(model_name: str, n_texts: int, seed: int = 0) -> list[str]:
-    """Non-task text for ``model_name``: tiny-ioi's own general families, else OpenWebText."""
+    """Non-task text for ``model_name``: an embedded model's own general families (tiny-ioi:
+    non-IOI sentences; tiny-gt: sentences with years in no order), else OpenWebText."""
     if model_name == "tiny-ioi":
         from saebench.tiny_ioi.corpus import general_corpus
+
+        return general_corpus(n_texts, seed)
+    if model_name == "tiny-gt":
+        from saebench.tiny_gt.corpus import general_corpus
 
         return general_corpus(n_texts, seed)
     try:

@@ -9,6 +9,9 @@ processes (one thread each).
     python -m saebench_baselines.sweep --out baselines/saes/tiny-ioi \\
         --leaderboard leaderboard/tiny-ioi.csv \\
         --node 'blocks.2.hook_resid_pre@END' --node 'blocks.1.attn.hook_z[0]@END'
+    python -m saebench_baselines.sweep --model tiny-gt --task greater-than \\
+        --out baselines/saes/tiny-gt --leaderboard leaderboard/tiny-gt.csv \\
+        --node 'blocks.1.hook_resid_pre@END'
 
 Nodes are written as ``str(Node)`` prints them: ``HOOK[HEAD]@POSITION`` (head optional).
 Without ``--node`` the sweep uses :func:`default_nodes` (the middle residual stream and the
@@ -52,18 +55,22 @@ class NodeJob:
     n_general_texts: int
     n_eval_prompts: int
     seed: int
+    task: str = "ioi"
+    """Task plugin: the ``task`` training data and the scoring."""
     score: bool = True
     """Score every dictionary into ``leaderboard`` after building it (False: build only, and
     score with ``saebench sweep``, as ``make leaderboard`` does)."""
 
 
-def most_important_head(model, n_prompts: int = 300, seed: int = 0) -> tuple[int, int]:
+def most_important_head(
+    model, task_name: str = "ioi", n_prompts: int = 300, seed: int = 0
+) -> tuple[int, int]:
     """The (layer, head) whose ``hook_z`` at END, mean-ablated, lowers the task metric most."""
     from saebench.node import Node
     from saebench.runner import NodeRunner
     from saebench.task import load_task
 
-    task = load_task("ioi", tokenizer=model.tokenizer)
+    task = load_task(task_name, tokenizer=model.tokenizer)
     prompts = task.prompts("test", n_prompts, seed)
     scores = {}
     for layer in range(model.cfg.n_layers):
@@ -75,10 +82,10 @@ def most_important_head(model, n_prompts: int = 300, seed: int = 0) -> tuple[int
     return min(scores, key=scores.get)
 
 
-def default_nodes(model) -> list[tuple[str, int | None]]:
+def default_nodes(model, task_name: str = "ioi") -> list[tuple[str, int | None]]:
     """The residual stream entering the middle block, and the output (``hook_z``) of the
     attention head whose mean ablation at END hurts the task metric most."""
-    layer, head = most_important_head(model)
+    layer, head = most_important_head(model, task_name)
     return [
         (f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre", None),
         (f"blocks.{layer}.attn.hook_z", head),
@@ -135,6 +142,7 @@ def run_node(job: NodeJob) -> list[str]:
         d_sae=job.expansion * width,
         steps=job.steps,
         seed=job.seed,
+        task=job.task,
     )
     acts = {
         "task": training_activations(
@@ -190,6 +198,7 @@ def run_node(job: NodeJob) -> list[str]:
             hook=job.hook,
             head=job.head,
             position=job.position,
+            task=job.task,
             n_prompts=job.n_eval_prompts,
             seed=job.seed,
             leaderboard=str(job.leaderboard),
@@ -210,6 +219,12 @@ def run_node(job: NodeJob) -> list[str]:
 
 @click.command()
 @click.option("--model", default="tiny-ioi", show_default=True, help="Model to sweep.")
+@click.option(
+    "--task",
+    default="ioi",
+    show_default=True,
+    help="Task plugin: its train split is the task training data, and SAEs are scored on it.",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -268,7 +283,8 @@ def main(processes: int, nodes: tuple[str, ...], **options) -> None:
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--node") from err
     if not chosen:
-        chosen = [(h, head, "END") for h, head in default_nodes(load_model(options["model"]))]
+        model = load_model(options["model"])
+        chosen = [(h, head, "END") for h, head in default_nodes(model, options["task"])]
     jobs = [NodeJob(hook=hook, head=head, position=pos, **options) for hook, head, pos in chosen]
     with mp.get_context("spawn").Pool(min(processes, len(jobs))) as pool:
         for paths in pool.imap_unordered(run_node, jobs):

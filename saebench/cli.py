@@ -118,7 +118,8 @@ def main(verbose: bool) -> None:
 @click.option(
     "--model",
     default=None,
-    help="TransformerLens model name, or tiny-ioi (embedded, offline). "
+    help="TransformerLens model name, or tiny-ioi / tiny-gt (embedded, offline: IOI / "
+    "Greater-Than). "
     "Default: the SAE's model_name, else gpt2-small.",
 )
 @click.option(

@@ -65,7 +65,8 @@ def _out_dir(template: str, model_name: str, task_name: str) -> Path:
     "--model",
     "model_name",
     required=True,
-    help="Model to map: a TransformerLens pretrained name, or tiny-ioi (embedded, offline).",
+    help="Model to map: a TransformerLens pretrained name, or tiny-ioi / tiny-gt (embedded, "
+    "offline).",
 )
 @click.option(
     "--task", default="ioi", show_default=True, help="Task plugin (see `saebench tasks`)."

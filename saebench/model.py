@@ -9,9 +9,10 @@ also skips the positions before the node's, attending to the keys and values the
 recorded for them (:func:`clean_pass_at`, :class:`PrefixKV`); :func:`prefix_cache_unsupported`
 says when a model needs the former.
 
-Model names: any TransformerLens pretrained name (``gpt2-small``, ...), ``tiny-ioi`` (the
-embedded model shipped in ``saebench/models/tiny-ioi``) or ``random-gpt2`` (a random-init
-2-layer GPT-2-architecture model with GPT-2's real tokenizer, for offline tests).
+Model names: any TransformerLens pretrained name (``gpt2-small``, ...), ``tiny-ioi`` and
+``tiny-gt`` (the embedded models shipped in ``saebench/models/``: IOI and Greater-Than) or
+``random-gpt2`` (a random-init 2-layer GPT-2-architecture model with GPT-2's real tokenizer,
+for offline tests).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The leaderboard shipped for tiny-ioi: complete, and every row's SAE is the one on disk."""
+"""The leaderboards shipped for tiny-ioi (IOI) and tiny-gt (Greater-Than): complete, and every
+row's SAE is the one on disk."""
 
 from __future__ import annotations
 
@@ -10,19 +11,21 @@ from saebench.leaderboard import read_leaderboard
 from saebench.sae_io import load_sae
 
 ROOT = Path(__file__).resolve().parents[1]
-CSV = ROOT / "leaderboard" / "tiny-ioi.csv"
+N_NODES = {"tiny-ioi": 3, "tiny-gt": 2}
 TRAINED = ("standard", "gated", "topk", "batchtopk")
 REFERENCES = ("frozen_decoder", "random", "pca", "supervised_mean", "supervised_lstsq")
 
 
-@pytest.fixture(scope="module")
-def frame():
-    return read_leaderboard(CSV)
+@pytest.fixture(scope="module", params=sorted(N_NODES))
+def frame(request):
+    frame = read_leaderboard(ROOT / "leaderboard" / f"{request.param}.csv")
+    assert set(frame["model"]) == {request.param}
+    return frame
 
 
 def test_every_architecture_data_source_and_baseline_is_there_at_every_node(frame):
     nodes = frame.groupby(["hook", "head", "position"], dropna=False)
-    assert len(nodes) == 3
+    assert len(nodes) == N_NODES[frame["model"].iloc[0]]
     for _, rows in nodes:
         kinds = set(zip(rows["architecture"], rows["data_source"].fillna(""), strict=True))
         for arch in TRAINED:

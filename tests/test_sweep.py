@@ -265,13 +265,17 @@ def test_ray_job_that_raises_is_reported_not_retried_and_the_others_complete(
     assert len(pd.read_csv(tmp_path / "lb.csv")) == 4
 
 
-def test_the_leaderboard_spec_names_exactly_the_shipped_rows_and_settings(monkeypatch):
-    """`make leaderboard` scores with sweeps/tiny-ioi-leaderboard.toml: its SAEs, nodes and
-    settings are those of every row of the shipped CSV, so re-running it reproduces them."""
+@pytest.mark.parametrize(("model", "n_rows"), [("tiny-ioi", 87), ("tiny-gt", 58)])
+def test_the_leaderboard_spec_names_exactly_the_shipped_rows_and_settings(
+    monkeypatch, model, n_rows
+):
+    """`make leaderboard` (`make leaderboard-gt`) scores with sweeps/MODEL-leaderboard.toml:
+    its SAEs, nodes and settings are those of every row of the shipped CSV, so re-running it
+    reproduces them."""
     from saebench.leaderboard import read_leaderboard
 
     monkeypatch.chdir(REPO)
-    expansion = expand_spec(load_spec(REPO / "sweeps/tiny-ioi-leaderboard.toml"), force=True)
+    expansion = expand_spec(load_spec(REPO / f"sweeps/{model}-leaderboard.toml"), force=True)
     assert expansion.errors == []
     columns = ["hook", "head", "position", "sae_hash", "n_prompts", "n_fit_prompts", "seed", "ks"]
 
@@ -283,7 +287,7 @@ def test_the_leaderboard_spec_names_exactly_the_shipped_rows_and_settings(monkey
                 str(values["ks"]))  # fmt: skip
 
     spec_rows = {key(item.identity) for job in expansion.jobs for item in job.items}
-    shipped = read_leaderboard(REPO / "leaderboard/tiny-ioi.csv")
+    shipped = read_leaderboard(REPO / f"leaderboard/{model}.csv")
     shipped_rows = {key(row) for _, row in shipped[columns].iterrows()}
-    assert len(spec_rows) == len(shipped) == 87
+    assert len(spec_rows) == len(shipped) == n_rows
     assert spec_rows == shipped_rows

@@ -46,9 +46,11 @@ def resid_hook_names(n_layers: int) -> list[str]:
     return names + [f"blocks.{n_layers - 1}.hook_resid_post"]
 
 
-def mean_ablation_curve(model, prompts: PromptSet) -> dict[str, float]:
-    """Mean LD with the residual stream at END replaced by its mean over ``prompts``, per
-    hook of ``resid_hook_names``."""
+def mean_ablation_curve(model, prompts: PromptSet, score=None) -> dict[str, float]:
+    """``score(logits_BV, prompts)`` (default: the mean LD) with the residual stream at END
+    replaced by its mean over ``prompts``, per hook of ``resid_hook_names``."""
+    if score is None:
+        score = lambda logits_BV, prompts: ioi_scores(logits_BV, prompts)["mean_ld"]  # noqa: E731
     rows = torch.arange(len(prompts))
     end_B = prompts.positions["END"]
     names = resid_hook_names(model.cfg.n_layers)
@@ -63,7 +65,7 @@ def mean_ablation_curve(model, prompts: PromptSet) -> dict[str, float]:
             resid_BLD[rows, end_B] = mean_D
             return resid_BLD
 
-        curve[name] = ioi_scores(end_logits(model, prompts, [(name, ablate)]), prompts)["mean_ld"]
+        curve[name] = score(end_logits(model, prompts, [(name, ablate)]), prompts)
     return curve
 
 

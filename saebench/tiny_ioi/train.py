@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from saebench.model import build_model
 from saebench.tiny_ioi.corpus import training_mixture, vocabulary_texts
-from saebench.tiny_ioi.tokenizer import TOKENIZER_KWARGS, build_tokenizer, hf_tokenizer
+from saebench.tiny_ioi.tokenizer import build_tokenizer, hf_tokenizer, tokenizer_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ class TrainConfig:
     most recent name" does not depend on where the sentence starts)."""
 
 
-def model_config(train_cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
-    """``HookedTransformerConfig`` fields of the model ``train_cfg`` describes.
+def model_config(train_cfg, vocab_size: int, name: str = "tiny-ioi") -> dict[str, Any]:
+    """``HookedTransformerConfig`` fields of the model ``train_cfg`` (a ``TrainConfig`` of
+    tiny-ioi or tiny-gt) describes.
 
     ``init_weights`` is off: weights are drawn by ``init_weights`` (seeded) or loaded.
     """
@@ -107,7 +108,7 @@ def model_config(train_cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
         "default_prepend_bos": True,
         "tokenizer_prepends_bos": True,
         "init_weights": False,
-        "model_name": "tiny-ioi",
+        "model_name": name,
     }
 
 
@@ -164,6 +165,18 @@ def answer_weights(tokens_BL: Tensor, is_ioi_B: Tensor, pad_id: int, weight: flo
     return weights_BL
 
 
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
+    """AdamW (β = 0.9, 0.98) at ``cfg.lr``, with ``cfg.weight_decay`` on the weight matrices
+    (``W_*``) only."""
+    decay = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1].startswith("W_")]
+    other = [p for n, p in model.named_parameters() if not n.rsplit(".", 1)[-1].startswith("W_")]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+
+
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine from ``lr`` to ``lr * final_lr_fraction``."""
     if step < cfg.warmup_steps:
@@ -199,13 +212,7 @@ def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
     init_weights(model, torch.Generator().manual_seed(cfg.seed))
     model.train()
 
-    decay = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1].startswith("W_")]
-    other = [p for n, p in model.named_parameters() if not n.rsplit(".", 1)[-1].startswith("W_")]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0}],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+    optimizer = make_optimizer(model, cfg)
     n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
     plain, plain_ioi_N = training_mixture(
         n_plain, cfg.seed + 1, cfg.ioi_fraction, cfg.reference_fraction, interludes=False
@@ -240,11 +247,12 @@ def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
 
 def save_tiny_ioi(model, tokenizer, model_cfg: dict[str, Any], out_dir: Path) -> None:
     """Write ``config.json``, ``model.safetensors`` and ``tokenizer.json`` to ``out_dir``, in
-    the layout ``saebench.model._load_embedded`` reads."""
+    the layout ``saebench.model._load_embedded`` reads (tiny-gt's too: the name comes from
+    ``model_cfg["model_name"]``)."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = dict(model_cfg, special_tokens=dict(TOKENIZER_KWARGS))
+    config = dict(model_cfg, special_tokens=tokenizer_kwargs(model_cfg["model_name"]))
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / "model.safetensors"))

@@ -1,0 +1,1 @@
+"""tiny-gt: the embedded model that does Greater-Than (corpus, training, measurement)."""

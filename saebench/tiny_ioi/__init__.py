@@ -1,0 +1,1 @@
+"""tiny-ioi: the embedded model that does IOI (corpus, tokenizer, training, measurement)."""
