@@ -35,7 +35,7 @@ MISSING = "-"
 
 _APPROXIMATION = (
     # (metric, supervised metric or None, description)
-    ("clean_logit_diff", None, "the model's mean LD, no intervention"),
+    ("clean_logit_diff", None, "the model's mean LD (task metric), no intervention"),
     ("clean_accuracy", None, "the model's accuracy, no intervention"),
     ("meanabl_logit_diff", None, "mean LD with the node's vector mean-ablated"),
     ("l0", "<n_attributes>", "active latents per prompt"),
