@@ -50,6 +50,7 @@ from saebench.run import (
     leaderboard_row,
     library_versions,
     output_paths,
+    trained_elsewhere,
     write_json,
 )
 from saebench.sae import SAE, SAEMeta
@@ -255,6 +256,8 @@ def evaluate_saes(
                 f"SAE {sae_id} names no hook (no hook_name in its metadata); pass hook="
             )
         node = Node(hook_name, position, head if head is not None else meta.hook_head_index)
+        for note in trained_elsewhere(meta, node, task):
+            logger.warning("%s: %s", sae_id, note)
         config = RunConfig(
             sae=sae_id,
             task=task,

@@ -157,6 +157,25 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def trained_elsewhere(meta, node: Node, task: str) -> list[str]:
+    """Where the SAE's own metadata (saebench's ``training_position`` and ``training_task``)
+    says it was trained, when that is not where it is about to be scored: scoring there is
+    allowed (an SAE can be read anywhere its width fits) but is rarely what was meant."""
+    info = meta.cfg.get("metadata") if isinstance(meta.cfg, dict) else None
+    info = info if isinstance(info, dict) else {}
+    notes = []
+    position = info.get("training_position")
+    if position and position != "all" and position != node.position:
+        notes.append(
+            f"it was trained on activations at {position} and is scored at {node.position} "
+            f"(--position {position} scores it where it was trained)"
+        )
+    trained_task = info.get("training_task")
+    if trained_task and trained_task != task:
+        notes.append(f"it was trained on task {trained_task!r} and is scored on {task!r}")
+    return notes
+
+
 def resolve(config: RunConfig) -> tuple[SAE | str, str, dict | None, Node]:
     """The dictionary (an SAE, or a supervised spec), model name, processing and node."""
     if config.sae in SUPERVISED_SPECS:
@@ -172,7 +191,10 @@ def resolve(config: RunConfig) -> tuple[SAE | str, str, dict | None, Node]:
     if not hook:
         raise ValueError(f"the SAE at {config.sae} names no hook; pass --hook")
     head = config.head if config.head is not None else meta.hook_head_index
-    return sae, model_name, meta.model_from_pretrained_kwargs, Node(hook, config.position, head)
+    node = Node(hook, config.position, head)
+    for note in trained_elsewhere(meta, node, config.task):
+        logger.warning("%s: %s", config.sae, note)
+    return sae, model_name, meta.model_from_pretrained_kwargs, node
 
 
 def task_version(task: str) -> str:

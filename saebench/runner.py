@@ -36,7 +36,7 @@ from saebench import model as model_access
 from saebench.defaults import DEFAULT_CACHE_BUDGET_MB
 from saebench.model import PrefixKV
 from saebench.node import Node
-from saebench.task import PromptSet, Task
+from saebench.task import PromptSet, Task, check_readable
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def clean_run(
     the residual stream entering every node's block and, while their total stays within
     ``cache_budget_mb``, the attention keys and values from the shallowest node's block on
     (``prefix_cache=False``: none); logits only at END."""
+    check_readable(prompts, model.tokenizer, getattr(task, "name", ""))
     prompts = prompts.to(next(model.parameters()).device)
     layers = sorted({node.layer for node in nodes})
     resid_hooks = {layer: f"blocks.{layer}.hook_resid_pre" for layer in layers}
@@ -338,6 +339,7 @@ class NodeRunner:
 
     def activations(self, prompts: PromptSet, desc: str = "activations") -> Tensor:
         """The node's vectors [N, D] for other prompts (forward pass stops after the node)."""
+        check_readable(prompts, self.model.tokenizer, getattr(self.task, "name", ""))
         acts = read_nodes(self.model, [self.node], prompts, self.batch_size, self.progress, desc)
         return acts[self.node]
 

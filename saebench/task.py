@@ -131,3 +131,30 @@ def load_task(name: str, tokenizer, prepend_bos: bool = True, **options) -> Task
     """Instantiate the plugin registered as ``name`` for a model's tokenizer."""
     factory = task_factory(name)
     return factory(tokenizer=tokenizer, prepend_bos=prepend_bos, **options)
+
+
+def check_readable(prompts: PromptSet, tokenizer, task_name: str = "") -> None:
+    """Raise ``ValueError`` when ``prompts`` hold the tokenizer's unknown token.
+
+    A word-level tokenizer (the embedded models') writes every word it lacks as ``<|unk|>``,
+    which is still one token, so a task whose words a model does not know would otherwise be
+    scored on prompts of ``<|unk|>``: numbers about nothing. Tokenizers whose unknown token is
+    also their BOS, EOS or padding token (GPT-2's ``<|endoftext|>``) have no unknown words and
+    are not checked.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    specials = {getattr(tokenizer, f"{k}_token_id", None) for k in ("bos", "eos", "pad")}
+    if unk is None or unk in specials:
+        return
+    hit_B = (prompts.tokens_BL == unk).any(1)
+    if not hit_B.any():
+        return
+    first = int(hit_B.nonzero()[0, 0])
+    text = prompts.texts[first] if prompts.texts else prompts.tokens_BL[first].tolist()
+    name = f"task {task_name!r}" if task_name else "the task"
+    raise ValueError(
+        f"{int(hit_B.sum())} of {len(hit_B)} prompts of {name} contain the tokenizer's unknown "
+        f"token {tokenizer.unk_token!r} (e.g. {text!r}): the model's vocabulary lacks words of "
+        f"the task, so it cannot read its prompts; score this task on a model that knows them "
+        f"(tiny-ioi does ioi, tiny-gt does greater-than) or pick the model's task"
+    )

@@ -113,7 +113,11 @@ class GreaterThanTask:
         self.prepend_bos = prepend_bos
         self.nouns, self.noun_ids = single_token_words(read_word_list("nouns"), tokenizer)
         if len(self.nouns) < 4:
-            raise ValueError(f"the tokenizer keeps only {len(self.nouns)} nouns as single tokens")
+            raise ValueError(
+                f"the tokenizer keeps only {len(self.nouns)} nouns as single known tokens; "
+                f"Greater-Than needs at least 4 (is the model's vocabulary made for another "
+                f"task? the embedded model for greater-than is tiny-gt)"
+            )
         self.noun_halves = split_halves(len(self.nouns))
         self._noun_split = np.empty(len(self.nouns), dtype=np.int64)
         for i, split in enumerate(SPLITS):

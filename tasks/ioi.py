@@ -51,11 +51,13 @@ def read_word_list(name: str) -> list[str]:
 
 
 def single_token_words(words: list[str], tokenizer) -> tuple[list[str], list[int]]:
-    """The words that are one token with a leading space, and those token ids."""
+    """The words that are one known token with a leading space (not the tokenizer's unknown
+    token, which a word-level tokenizer gives every word it lacks), and those token ids."""
+    unk = getattr(tokenizer, "unk_token_id", None)
     kept, ids = [], []
     for word in words:
         tok = tokenizer.encode(" " + word, add_special_tokens=False)
-        if len(tok) == 1 and word not in kept:
+        if len(tok) == 1 and tok[0] != unk and word not in kept:
             kept.append(word)
             ids.append(tok[0])
     return kept, ids
@@ -93,7 +95,9 @@ class IOITask:
         if len(self.names) < 8 or not self.objects or not self.places:
             raise ValueError(
                 f"the tokenizer keeps only {len(self.names)} names, {len(self.objects)} objects "
-                f"and {len(self.places)} places as single tokens; IOI needs more"
+                f"and {len(self.places)} places as single known tokens; IOI needs at least 8 "
+                f"names, one object and one place (is the model's vocabulary made for another "
+                f"task? the embedded model for ioi is tiny-ioi)"
             )
         self.name_halves = split_halves(len(self.names))
         self.object_halves = split_halves(len(self.objects))

@@ -16,8 +16,10 @@ from click.testing import CliRunner
 from saebench.cli import main
 from saebench.evaluate import EvalSettings, evaluate
 from saebench.leaderboard import read_leaderboard
-from saebench.model import EMBEDDED_MODELS_DIR, load_model
+from saebench.model import EMBEDDED_MODELS_DIR, gpt2_tokenizer, load_model
 from saebench.node import Node
+from saebench.run import RunConfig, resolve
+from saebench.task import check_readable
 from saebench.testing import check_task
 from saebench.tiny_gt.corpus import (
     HELD_OUT_TEMPLATE,
@@ -214,3 +216,52 @@ def test_the_causal_map_puts_yy_at_every_shipped_leaderboard_node(model):
     cell = yy.loc[str(SHIPPED_NODE)]
     assert metrics["noint_accuracy_yy"] == pytest.approx(cell["noint_accuracy"], abs=1e-6)
     assert metrics["sup_edit_accuracy_yy"] == pytest.approx(cell["sup_edit_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("sae_dir", "task", "hint"),
+    [("tiny-gt/L1-resid_pre-END/topk-k6-task", "ioi", "tiny-ioi"),
+     ("tiny-ioi/L1-resid_pre-END/topk-k6-task", "greater-than", "tiny-gt")],
+)  # fmt: skip
+def test_a_task_the_models_vocabulary_lacks_is_refused_with_the_right_model(sae_dir, task, hint):
+    """tiny-gt's tokenizer writes IOI's names as <|unk|>, one token each: without the check,
+    IOI would be scored on prompts of unknown words."""
+    args = ["run", "--sae", str(ROOT / "baselines/saes" / sae_dir), "--task", task]
+    result = CliRunner().invoke(main, args + ["--no-leaderboard", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "single known tokens" in result.output and hint in result.output
+
+
+def test_prompts_with_the_unknown_token_are_refused(model, task):
+    prompts = task.prompts("test", 8, seed=0)
+    check_readable(prompts, model.tokenizer, "greater-than")  # the task's own: readable
+    prompts.tokens_BL[3, 2] = model.tokenizer.unk_token_id
+    with pytest.raises(ValueError, match=r"1 of 8 prompts of task 'greater-than' contain"):
+        check_readable(prompts, model.tokenizer, "greater-than")
+
+    class UnknownYears(GreaterThanTask):  # a plugin whose counterfactual writes a word the
+        def counterfactual(self, prompts, attribute, seed):  # model does not know
+            out = super().counterfactual(prompts, attribute, seed)
+            out.tokens_BL[::2, 2] = self.tokenizer.unk_token_id
+            return out
+
+    settings = EvalSettings(n_prompts=10, n_fit_prompts=50, cache_dir=None, progress=False)
+    with pytest.raises(ValueError, match="5 of 10 prompts of task 'greater-than' contain"):
+        evaluate(model, UnknownYears(tokenizer=model.tokenizer), SHIPPED_NODE, "supervised:mean",
+                 settings)  # fmt: skip
+    # GPT-2's unknown token is its BOS (<|endoftext|>): nothing to check there
+    gpt2 = GreaterThanTask(tokenizer=gpt2_tokenizer())
+    check_readable(gpt2.prompts("test", 8, seed=0), gpt2_tokenizer(), "greater-than")
+
+
+def test_scoring_an_sae_away_from_where_it_was_trained_warns(caplog):
+    sae = str(ROOT / "baselines/saes/tiny-gt/L0-resid_pre-YY/topk-k6-task")
+    config = RunConfig(sae=sae, task="greater-than", position="END")
+    with caplog.at_level("WARNING", logger="saebench.run"):
+        resolve(config)
+    assert "trained on activations at YY and is scored at END" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="saebench.run"):
+        resolve(RunConfig(sae=sae, task="ioi", position="YY"))
+    assert "trained on task 'greater-than' and is scored on 'ioi'" in caplog.text
+    assert "scored at" not in caplog.text
