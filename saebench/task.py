@@ -133,6 +133,15 @@ def load_task(name: str, tokenizer, prepend_bos: bool = True, **options) -> Task
     return factory(tokenizer=tokenizer, prepend_bos=prepend_bos, **options)
 
 
+def unknown_token_id(tokenizer) -> int | None:
+    """The id a tokenizer gives words it lacks, or None when it has none of its own: no unknown
+    token, or one that is also its BOS, EOS or padding token (GPT-2's ``<|endoftext|>``:
+    byte-level BPE writes every word)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    specials = {getattr(tokenizer, f"{k}_token_id", None) for k in ("bos", "eos", "pad")}
+    return None if unk is None or unk in specials else int(unk)
+
+
 def check_readable(prompts: PromptSet, tokenizer, task_name: str = "") -> None:
     """Raise ``ValueError`` when ``prompts`` hold the tokenizer's unknown token.
 
@@ -142,9 +151,8 @@ def check_readable(prompts: PromptSet, tokenizer, task_name: str = "") -> None:
     also their BOS, EOS or padding token (GPT-2's ``<|endoftext|>``) have no unknown words and
     are not checked.
     """
-    unk = getattr(tokenizer, "unk_token_id", None)
-    specials = {getattr(tokenizer, f"{k}_token_id", None) for k in ("bos", "eos", "pad")}
-    if unk is None or unk in specials:
+    unk = unknown_token_id(tokenizer)
+    if unk is None:
         return
     hit_B = (prompts.tokens_BL == unk).any(1)
     if not hit_B.any():

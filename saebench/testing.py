@@ -36,6 +36,10 @@ so what is checked (the contract names):
   surrounding spaces); checked on the prompts and on every counterfactual.
 - ``single-token`` (value-bearing attributes, given a tokenizer): every string of
   ``attribute_values`` is one token, as it is or with a leading space.
+- ``known-tokens`` (given a tokenizer with an unknown token of its own, as the embedded
+  models' word-level ones): no prompt or counterfactual holds it; a word the tokenizer lacks
+  would be read by the model as ``<|unk|>``. The ``single-token`` check does not accept a value
+  that is the unknown token either.
 - ``metric``: ``metric(logits_BV, prompts)`` on random logits of the vocabulary's size is a
   finite floating tensor of shape [B], differentiable in the logits, computed per prompt (a
   sub-batch gives the same rows: the scorer calls it batch by batch) and larger where the
@@ -57,7 +61,7 @@ import torch
 from torch import Tensor
 
 from saebench.evaluate import counterfactual_seed
-from saebench.task import PromptSet, Task
+from saebench.task import PromptSet, Task, unknown_token_id
 
 CONTRACTS: tuple[str, ...] = (
     "structure",
@@ -66,6 +70,7 @@ CONTRACTS: tuple[str, ...] = (
     "counterfactual",
     "values",
     "single-token",
+    "known-tokens",
     "metric",
     "splits",
 )
@@ -364,13 +369,20 @@ def _value_token_check(
 
 
 def _single_token_check(task: Task, attrs: Iterable[str], tokenizer) -> None:
-    """``single-token``: every value of a value-bearing attribute is one token."""
+    """``single-token``: every value of a value-bearing attribute is one known token."""
+    unk = unknown_token_id(tokenizer)
     for attr in attrs:
         for i, value in enumerate(task.attribute_values(attr)):
-            lengths = [
-                len(tokenizer.encode(text, add_special_tokens=False))
-                for text in (value, " " + value)
+            encodings = [
+                tokenizer.encode(text, add_special_tokens=False) for text in (value, " " + value)
             ]
+            if unk is not None and all(ids == [unk] for ids in encodings):
+                _fail(
+                    "single-token",
+                    f"value {i} of attribute {attr!r}, {value!r}, is the tokenizer's unknown "
+                    f"token {tokenizer.unk_token!r}: the tokenizer lacks the word",
+                )
+            lengths = [len(ids) for ids in encodings]
             if min(lengths) != 1:
                 _fail(
                     "single-token",
@@ -378,6 +390,22 @@ def _single_token_check(task: Task, attrs: Iterable[str], tokenizer) -> None:
                     f"{min(lengths)} tokens for the tokenizer (with or without a leading "
                     f"space): a value-bearing attribute takes single-token values",
                 )
+
+
+def _known_token_check(prompts: PromptSet, tokenizer, where: str) -> None:
+    """``known-tokens``: no prompt holds the tokenizer's unknown token."""
+    unk = unknown_token_id(tokenizer)
+    if unk is None:
+        return
+    hit_BL = prompts.tokens_BL == unk
+    if hit_BL.any():
+        p = _first(hit_BL.any(1))
+        _fail(
+            "known-tokens",
+            f"{where}: prompt {p}: the token at index {_first(hit_BL[p])} is the tokenizer's "
+            f"unknown token {tokenizer.unk_token!r}: the tokenizer lacks a word of the prompt, "
+            f"and a model would read {tokenizer.unk_token!r} there",
+        )
 
 
 def _check_metric(task: Task, prompts: PromptSet, vocab_size: int, seed: int, where: str) -> None:
@@ -463,7 +491,8 @@ def check_task(
     ``n`` prompts of each split drawn with ``seed``; raise :class:`TaskContractError` at the
     first broken one. Returns the names of the contracts checked (``values`` and
     ``single-token`` only where the task declares value-bearing positions, ``single-token``
-    only with a tokenizer).
+    only with a tokenizer, ``known-tokens`` only with a tokenizer that has an unknown token of
+    its own).
 
     ``tokenizer`` defaults to ``task.tokenizer``; ``vocab_size`` (of the random logits the
     metric is tried on) to the tokenizer's size. ``value_positions``, ``counterfactual_moves``
@@ -506,6 +535,8 @@ def check_task(
             else (len(tokenizer) if tokenizer is not None else None)
         )
         _check_structure(task, prompts, n, where, size)
+        if tokenizer is not None:
+            _known_token_check(prompts, tokenizer, where)
 
         again = task.prompts(split, n, seed)
         diff = _difference(prompts, again) if isinstance(again, PromptSet) else "not a PromptSet"
@@ -536,6 +567,8 @@ def check_task(
                 task, prompts, cf, attr, counterfactual_moves.get(attr, ()), cf_where
             )
             _check_structure(task, cf, n, cf_where, size)
+            if tokenizer is not None:
+                _known_token_check(cf, tokenizer, cf_where)
             diff = _difference(cf, task.counterfactual(prompts, attr, cf_seed))
             if diff is not None:
                 _fail("determinism", f"{cf_where} differs between two calls ({diff})")
@@ -571,5 +604,7 @@ def check_task(
         checked.append("values")
         if tokenizer is not None:
             checked.append("single-token")
+    if tokenizer is not None and unknown_token_id(tokenizer) is not None:
+        checked.append("known-tokens")
     checked += ["metric", "splits"]
     return checked

@@ -30,7 +30,9 @@ class UndeclaredIOI(IOITask):
 
 
 def test_ioi_keeps_every_contract_with_gpt2_tokenizer(gpt2_tok):
-    assert check_task(IOITask(tokenizer=gpt2_tok), n=48, seed=0) == list(CONTRACTS)
+    # GPT-2 has no unknown token of its own (it is <|endoftext|>): nothing for known-tokens
+    checked = check_task(IOITask(tokenizer=gpt2_tok), n=48, seed=0)
+    assert checked == [c for c in CONTRACTS if c != "known-tokens"]
 
 
 def test_ioi_keeps_every_contract_with_tiny_ioi_tokenizer(tiny_tok):
@@ -44,6 +46,36 @@ def test_without_declarations_a_counterfactual_that_moves_positions_is_caught(ti
 
 
 # --- one broken contract each ----------------------------------------------------------------
+
+
+class PromptsWithAnUnknownWord(IOITask):
+    """Its template's first word is one the tokenizer lacks (written as <|unk|>)."""
+
+    def prompts(self, split, n, seed):
+        prompts = super().prompts(split, n, seed)
+        prompts.tokens_BL[:, 1] = self.tokenizer.unk_token_id
+        return prompts
+
+
+def test_a_word_the_tokenizer_lacks_is_caught_in_the_prompts(tiny_tok):
+    with pytest.raises(TaskContractError, match=r"index 1 is the tokenizer's unknown token") as e:
+        check_task(PromptsWithAnUnknownWord(tokenizer=tiny_tok), n=16)
+    assert e.value.contract == "known-tokens"
+
+
+class UnknownName(IOITask):
+    """A name list with a name the tokenizer lacks, kept as if it were a token."""
+
+    def __init__(self, tokenizer, prepend_bos=True):
+        super().__init__(tokenizer, prepend_bos)
+        self.names[0] = "Zebulon"
+
+
+def test_a_value_that_is_the_unknown_token_is_not_a_single_token(tiny_tok):
+    assert tiny_tok.encode(" Zebulon", add_special_tokens=False) == [tiny_tok.unk_token_id]
+    with pytest.raises(TaskContractError, match=r"'Zebulon', is the tokenizer's unknown") as e:
+        check_task(UnknownName(tokenizer=tiny_tok), n=16)
+    assert e.value.contract == "single-token"
 
 
 class CounterfactualChangesTwoAttributes(IOITask):
