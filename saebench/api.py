@@ -51,7 +51,7 @@ from saebench.run import (
     library_versions,
     output_paths,
     trained_elsewhere,
-    write_json,
+    write_outputs,
 )
 from saebench.sae import SAE, SAEMeta
 from saebench.sae_adapters import (
@@ -155,6 +155,7 @@ def evaluate_sae(
     name: str | None = None,
     leaderboard: str | Path | None = None,
     json_out: str | Path | None = None,
+    force: bool = False,
 ) -> SAEResult:
     """Score one SAE on ``task`` at its node of ``model``; see :func:`evaluate_saes`."""
     return evaluate_saes(
@@ -177,6 +178,7 @@ def evaluate_sae(
         names=None if name is None else [name],
         leaderboard=leaderboard,
         json_out=json_out,
+        force=force,
     )[0]
 
 
@@ -201,6 +203,7 @@ def evaluate_saes(
     names: Sequence[str] | None = None,
     leaderboard: str | Path | None = None,
     json_out: str | Path | None = None,
+    force: bool = False,
 ) -> list[SAEResult]:
     """Score every SAE in ``saes``; results in the same order.
 
@@ -226,7 +229,11 @@ def evaluate_saes(
 
     ``names`` name the SAEs in the identity (``sae_name``). ``leaderboard`` (a CSV) and
     ``json_out`` (one JSON per SAE) are written only when given; both may use ``{model}``,
-    ``{task}``, ``{sae}`` and ``{node}`` as ``saebench run`` does.
+    ``{task}``, ``{sae}`` and ``{node}`` as ``saebench run`` does. They are written as
+    ``saebench run`` writes them (:func:`saebench.run.write_outputs`): the JSON first; a
+    leaderboard row of the same SAE and node computed with other settings raises
+    :class:`saebench.leaderboard.SettingsConflict` (wrapped in
+    :class:`saebench.run.UnsavedResultError`, the result kept on disk) unless ``force``.
     """
     saes = list(saes)
     if names is not None and len(names) != len(saes):
@@ -274,6 +281,7 @@ def evaluate_saes(
             tau=tau,
             leaderboard=None if leaderboard is None else str(leaderboard),
             json_out=None if json_out is None else str(json_out),
+            force=force,
             cache_dir=settings.cache_dir,
             progress=progress,
             cache_budget_mb=cache_budget_mb,
@@ -495,14 +503,10 @@ def _result(job: _Job, result: EvalResult, timing: dict[str, float]) -> SAEResul
         hyperparameters=_hyperparameters(scored),
     )
     paths = output_paths(config, job.model_name, job.node)
-    if "json" in paths:
-        out.paths["json"] = paths["json"]
-        write_json(Path(paths["json"]), out.record())
-    if "leaderboard" in paths:
-        from saebench.leaderboard import upsert_row
-
-        out.paths["leaderboard"] = paths["leaderboard"]
-        upsert_row(paths["leaderboard"], leaderboard_row(out.record()))
+    if paths:
+        record = out.record()
+        write_outputs(record, paths, replace_settings=config.force)
+        out.paths.update({what: paths[what] for what in record.paths})
     return out
 
 

@@ -172,7 +172,10 @@ def trained_elsewhere(meta, node: Node, task: str) -> list[str]:
         )
     trained_task = info.get("training_task")
     if trained_task and trained_task != task:
-        notes.append(f"it was trained on task {trained_task!r} and is scored on {task!r}")
+        notes.append(
+            f"it was trained on task {trained_task!r} and is scored on {task!r} "
+            f"(--task {trained_task} scores it on its own task)"
+        )
     return notes
 
 

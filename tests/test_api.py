@@ -306,6 +306,26 @@ def test_nothing_is_written_unless_asked(model, tmp_path, monkeypatch):
     assert float(table.loc[0, "l0"]) == result.metrics["l0"]
 
 
+def test_a_row_with_other_settings_is_kept_unless_force(model, tmp_path, monkeypatch):
+    """As `saebench run`: the JSON is written first, a conflicting row is refused with the
+    result kept on disk, and force=True replaces it."""
+    from saebench.leaderboard import SettingsConflict, read_leaderboard
+    from saebench.run import UnsavedResultError
+
+    monkeypatch.chdir(tmp_path)
+    sae = make_saelens("topk")
+    saebench.evaluate_sae(sae, model=model, leaderboard="lb.csv", **SMALL)
+    other = dict(SMALL, seed=SMALL.get("seed", 0) + 1)
+    with pytest.raises(UnsavedResultError, match="saved in") as caught:
+        saebench.evaluate_sae(sae, model=model, leaderboard="lb.csv", **other)
+    assert isinstance(caught.value.__cause__, SettingsConflict)
+    assert read_leaderboard("lb.csv")["seed"].astype(int).tolist() == [SMALL.get("seed", 0)]
+    result = saebench.evaluate_sae(sae, model=model, leaderboard="lb.csv", force=True, **other)
+    table = read_leaderboard("lb.csv")
+    assert table["seed"].astype(int).tolist() == [other["seed"]]
+    assert float(table.loc[0, "clean_logit_diff"]) == result.metrics["clean_logit_diff"]
+
+
 def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     readme = (REPO / "README.md").read_text()
     section = readme.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
