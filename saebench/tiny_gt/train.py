@@ -14,10 +14,8 @@ seed and thread count gives the same weights.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +28,15 @@ from saebench.model import build_model
 from saebench.tiny_gt.corpus import training_mixture, vocabulary_texts
 from saebench.tiny_ioi.tokenizer import build_tokenizer, hf_tokenizer
 from saebench.tiny_ioi.train import (
+    ScheduleConfig,
+    deterministic_algorithms,
     encode_texts,
     init_weights,
     learning_rate,
     lm_loss,
     make_optimizer,
     model_config,
-    save_tiny_ioi,
+    train_save_and_measure,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,23 +45,9 @@ NAME = "tiny-gt"
 
 
 @dataclass
-class TrainConfig:
-    """How tiny-gt is trained (defaults: the shipped model)."""
+class TrainConfig(ScheduleConfig):
+    """How tiny-gt is trained (defaults: the shipped model; seed and schedule as tiny-ioi's)."""
 
-    seed: int = 0
-    """Seeds the weights and the training texts."""
-    steps: int = 3000
-    """Optimiser steps."""
-    batch_size: int = 64
-    """Texts per step."""
-    lr: float = 3e-3
-    """Peak learning rate."""
-    warmup_steps: int = 200
-    """Linear warm-up from 0 to ``lr``."""
-    final_lr_fraction: float = 0.05
-    """The cosine decay ends at ``lr * final_lr_fraction``."""
-    weight_decay: float = 0.01
-    """AdamW decoupled weight decay (on weight matrices only)."""
     range_fraction: float = 0.8
     """Fraction of training texts that are year ranges (the rest are single-year sentences)."""
     answer_weight: float = 3.0
@@ -103,12 +89,8 @@ def train_tiny_gt(cfg: TrainConfig, show_progress: bool = True):
 
     Runs with ``torch.use_deterministic_algorithms(True)`` (restored afterwards), as tiny-ioi.
     """
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic_algorithms():
         return _train(cfg, show_progress)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
 
 
 def _train(cfg: TrainConfig, show_progress: bool) -> tuple:
@@ -144,23 +126,6 @@ def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) 
     ``training.json`` (config, wall time, final loss, metrics). Returns that record."""
     from saebench.tiny_gt.evaluate import measure
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model, tokenizer, model_cfg, losses = train_tiny_gt(cfg, show_progress)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    save_tiny_ioi(model, tokenizer, model_cfg, out_dir)
-    record = {
-        "command": (
-            f"saebench model train {NAME} --out DIR --seed {cfg.seed} --steps {cfg.steps} "
-            f"--threads {torch.get_num_threads()}"
-        ),
-        "train_config": asdict(cfg),
-        "train_seconds": round(seconds, 1),
-        "train_cpu_seconds": round(cpu_seconds, 1),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "final_loss": float(losses[-100:].mean()),
-        "metrics": measure(model),
-    }
-    (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    logger.info("%s trained in %.0f s; metrics %s", NAME, seconds, record["metrics"])
-    return record
+    return train_save_and_measure(
+        NAME, cfg, out_dir, lambda: train_tiny_gt(cfg, show_progress), measure
+    )

@@ -26,7 +26,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainConfig:
-    """How tiny-ioi is trained (defaults: the shipped model)."""
+class ScheduleConfig:
+    """Seed, batches and optimiser schedule, shared by the embedded models' training configs."""
 
     seed: int = 0
     """Seeds the weights and the training texts."""
@@ -61,6 +62,12 @@ class TrainConfig:
     """The cosine decay ends at ``lr * final_lr_fraction``."""
     weight_decay: float = 0.01
     """AdamW decoupled weight decay (on weight matrices only)."""
+
+
+@dataclass
+class TrainConfig(ScheduleConfig):
+    """How tiny-ioi is trained (defaults: the shipped model)."""
+
     ioi_fraction: float = 0.8
     """Fraction of training texts that are IOI-style (the rest are general)."""
     answer_weight: float = 5.0
@@ -186,6 +193,19 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+@contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(True)`` inside, the previous setting restored: with
+    more than one CPU thread, the embedding's scatter-add backward is otherwise not
+    reproducible."""
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
 def train_tiny_ioi(
     cfg: TrainConfig,
     show_progress: bool = True,
@@ -197,12 +217,8 @@ def train_tiny_ioi(
     Runs with ``torch.use_deterministic_algorithms(True)`` (restored afterwards): with more
     than one CPU thread, the embedding's scatter-add backward is otherwise not reproducible.
     """
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic_algorithms():
         return _train(cfg, show_progress, on_step)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
 
 
 def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
@@ -264,13 +280,29 @@ def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) 
     ``training.json`` (config, wall time, final loss, metrics). Returns that record."""
     from saebench.tiny_ioi.evaluate import measure
 
+    return train_save_and_measure(
+        "tiny-ioi", cfg, out_dir, lambda: train_tiny_ioi(cfg, show_progress), measure
+    )
+
+
+def train_save_and_measure(
+    name: str,
+    cfg: ScheduleConfig,
+    out_dir: Path,
+    train: Callable[[], tuple],
+    measure: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run ``train()`` (-> model, tokenizer, model config, losses), save the model to
+    ``out_dir`` (:func:`save_tiny_ioi`), and write ``training.json``: the command, ``cfg``, wall
+    and CPU time of training, torch threads and version, the mean loss of the last 100 steps
+    and ``measure(model)``. Returns that record."""
     start, cpu_start = time.perf_counter(), time.process_time()
-    model, tokenizer, model_cfg, losses = train_tiny_ioi(cfg, show_progress)
+    model, tokenizer, model_cfg, losses = train()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     save_tiny_ioi(model, tokenizer, model_cfg, out_dir)
     record = {
         "command": (
-            f"saebench model train tiny-ioi --out DIR --seed {cfg.seed} --steps {cfg.steps} "
+            f"saebench model train {name} --out DIR --seed {cfg.seed} --steps {cfg.steps} "
             f"--threads {torch.get_num_threads()}"
         ),
         "train_config": asdict(cfg),
@@ -282,5 +314,5 @@ def train_and_save(cfg: TrainConfig, out_dir: Path, show_progress: bool = True) 
         "metrics": measure(model),
     }
     (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    logger.info("tiny-ioi trained in %.0f s; metrics %s", seconds, record["metrics"])
+    logger.info("%s trained in %.0f s; metrics %s", name, seconds, record["metrics"])
     return record
