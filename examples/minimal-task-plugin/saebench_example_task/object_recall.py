@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from saebench.task import PromptSet
+from saebench.task import PromptSet, unknown_token_id
 
 NAMES = "Mary John Alice Bob Tom Anna Sarah David Kate Paul Emma Mark Lisa James Lucy Ryan".split()
 OBJECTS = "ball book apple key ring coin cake hat phone pen cup toy".split()
@@ -70,6 +70,9 @@ class ObjectRecallTask:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
             raise ValueError(f"{text!r} is {len(ids)} tokens for this tokenizer, not one")
+        # a word-level tokenizer writes a word it lacks as its one unknown token
+        if ids[0] == unknown_token_id(self.tokenizer):
+            raise ValueError(f"{text!r} is not in this tokenizer's vocabulary")
         return ids[0]
 
     def attribute_values(self, attribute: str) -> list[str]:

@@ -21,8 +21,9 @@ def test_object_recall_keeps_the_task_contracts(tiny_ioi_tokenizer):
     task = ObjectRecallTask(tokenizer=tiny_ioi_tokenizer)
     assert isinstance(task, Task)
     checked = check_task(task, n=64, seed=0)
-    # value_positions is declared, so the value-token checks ran too
-    assert {"values", "single-token", "splits"} <= set(checked)
+    # value_positions is declared, so the value-token checks ran too, and tiny-ioi's
+    # tokenizer has an unknown token, so no prompt may hold it
+    assert {"values", "single-token", "known-tokens", "splits"} <= set(checked)
 
 
 def test_object_recall_keeps_the_contracts_without_bos_and_for_gpt2():
@@ -41,3 +42,9 @@ def test_the_prompts_read_as_intended(tiny_ioi_tokenizer):
     rows = torch.arange(len(batch))
     assert torch.equal(batch.answer_B, batch.tokens_BL[rows, batch.positions["OBJECT"]])
     assert torch.equal(batch.wrong_B, batch.tokens_BL[rows, batch.positions["NAME"]])
+
+
+def test_a_tokenizer_without_the_words_is_refused():
+    """tiny-gt's vocabulary has years, not names: each name would be its one <|unk|> token."""
+    with pytest.raises(ValueError, match="not in this tokenizer's vocabulary"):
+        ObjectRecallTask(tokenizer=load_model("tiny-gt").tokenizer)
