@@ -38,7 +38,8 @@ def model() -> None:
     show_default=True,
     help="torch CPU threads. The shipped weights were trained with 2 (tiny-ioi: 7.5 minutes on "
     "an idle 2-core machine, 11 with 1; tiny-gt: about 2); the weights depend on it: the same "
-    "seed and thread count give the same weights.",
+    "seed and thread count give the same weights on one machine (another CPU may round "
+    "differently).",
 )
 def train(name: str, out_dir: Path, seed: int | None, steps: int | None, threads: int) -> None:
     """Train the embedded model NAME from scratch into OUT (CPU, a few minutes).
