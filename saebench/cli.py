@@ -423,7 +423,7 @@ def _report(outcome: Outcome, several: bool) -> None:
     default="task",
     show_default=True,
     help="task: the task's train split (vocabulary disjoint from the evaluation "
-    "split); general: non-task text (tiny-ioi's own families, else OpenWebText).",
+    "split); general: non-task text (the embedded models' own families, else OpenWebText).",
 )
 @click.option(
     "--n-prompts",
