@@ -42,7 +42,7 @@ from saebench.io_utils import atomic_write, check_writable, dumps_strict, save_u
 from saebench.leaderboard.schema import LEGACY_TASK_VERSION, format_ks
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
-from saebench.sae import SAE
+from saebench.sae import SAE, SAEMeta
 from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
 
@@ -157,7 +157,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def trained_elsewhere(meta, node: Node, task: str) -> list[str]:
+def trained_elsewhere(meta: SAEMeta, node: Node, task: str) -> list[str]:
     """Where the SAE's own metadata (saebench's ``training_position`` and ``training_task``)
     says it was trained, when that is not where it is about to be scored: scoring there is
     allowed (an SAE can be read anywhere its width fits) but is rarely what was meant."""
