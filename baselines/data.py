@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -20,6 +22,11 @@ from saebench.node import Node
 from saebench.task import Task
 
 GENERAL_DATASET = "Skylion007/openwebtext"
+EMBEDDED_GENERAL_CORPORA: dict[str, str] = {
+    "tiny-ioi": "saebench.tiny_ioi.corpus",
+    "tiny-gt": "saebench.tiny_gt.corpus",
+}
+"""Embedded model -> the module whose ``general_corpus(n, seed)`` is its non-task text."""
 
 
 def _read_all_positions(node: Node, acts: Tensor, keep_BL: Tensor) -> Tensor:
@@ -77,14 +84,9 @@ def task_activations(
 def general_texts(model_name: str, n_texts: int, seed: int = 0) -> list[str]:
     """Non-task text for ``model_name``: an embedded model's own general families (tiny-ioi:
     non-IOI sentences; tiny-gt: sentences with years in no order), else OpenWebText."""
-    if model_name == "tiny-ioi":
-        from saebench.tiny_ioi.corpus import general_corpus
-
-        return general_corpus(n_texts, seed)
-    if model_name == "tiny-gt":
-        from saebench.tiny_gt.corpus import general_corpus
-
-        return general_corpus(n_texts, seed)
+    if model_name in EMBEDDED_GENERAL_CORPORA:
+        corpus = importlib.import_module(EMBEDDED_GENERAL_CORPORA[model_name])
+        return corpus.general_corpus(n_texts, seed)
     try:
         from datasets import load_dataset
 

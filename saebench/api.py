@@ -506,7 +506,7 @@ def _result(job: _Job, result: EvalResult, timing: dict[str, float]) -> SAEResul
     if paths:
         record = out.record()
         write_outputs(record, paths, replace_settings=config.force)
-        out.paths.update({what: paths[what] for what in record.paths})
+        out.paths.update(paths)
     return out
 
 

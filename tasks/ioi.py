@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from saebench.task import PromptSet
+from saebench.task import PromptSet, unknown_token_id
 
 TEMPLATES: tuple[str, ...] = (
     "Then, [A] and [B] had a long and really crazy argument. Afterwards, [C] said to",
@@ -53,7 +53,7 @@ def read_word_list(name: str) -> list[str]:
 def single_token_words(words: list[str], tokenizer) -> tuple[list[str], list[int]]:
     """The words that are one known token with a leading space (not the tokenizer's unknown
     token, which a word-level tokenizer gives every word it lacks), and those token ids."""
-    unk = getattr(tokenizer, "unk_token_id", None)
+    unk = unknown_token_id(tokenizer)
     kept, ids = [], []
     for word in words:
         tok = tokenizer.encode(" " + word, add_special_tokens=False)

@@ -26,10 +26,9 @@ def gt_scores(task, logits_BV: Tensor, prompts: PromptSet) -> dict[str, float]:
     pd_B = task.metric(logits_BV, prompts)
     argmax_B = logits_BV.argmax(-1)
     yy_B = torch.tensor(task.yys)[prompts.attributes["yy"]]
-    value_of = {int(t): int(y) for y, t in zip(task.digit_values, task.digit_ids, strict=True)}
-    greater_B = torch.tensor(
-        [value_of.get(int(t), -1) > int(y) for t, y in zip(argmax_B, yy_B, strict=True)]
-    )
+    value_V = torch.full((logits_BV.shape[-1],), -1)  # the two digits a token is; -1: none
+    value_V[task.digit_ids] = task.digit_values
+    greater_B = value_V[argmax_B] > yy_B
     return {
         "mean_pd": float(pd_B.mean()),
         "frac_pd_positive": float((pd_B > 0).float().mean()),
