@@ -468,16 +468,22 @@ def _path(value: str | Path | None) -> Path | None:
 
 
 def _check_output_paths(jobs: list[_Job]) -> None:
-    """Fill in the output templates; refuse two SAEs writing one JSON (before any work)."""
-    seen: dict[str, str] = {}
-    for job in jobs:
-        job_paths = output_paths(job.config, job.model_name, job.node)
-        json_path = job_paths.get("json")
-        if json_path is not None and seen.setdefault(json_path, job.config.sae) != job.config.sae:
-            raise ValueError(
-                f"{seen[json_path]} and {job.config.sae} would both write {json_path}: put "
-                "{sae} in json_out"
+    """Fill in the output templates; refuse outputs that would lose data, e.g. two SAEs
+    writing one JSON or a JSON over the leaderboard (before any work,
+    :func:`saebench.validation.outputs.check_plan`)."""
+    from saebench.validation.outputs import Planned, check_plan
+
+    check_plan(
+        [
+            Planned(
+                owner=job.config.name or job.config.label or job.config.sae,
+                source=job.config.sae,
+                paths=output_paths(job.config, job.model_name, job.node),
+                inputs=(job.config.sae,) if Path(job.config.sae).exists() else (),
             )
+            for job in jobs
+        ]
+    )
 
 
 def _result(job: _Job, result: EvalResult, timing: dict[str, float]) -> SAEResult:

@@ -39,12 +39,13 @@ from saebench.evaluate import (
     counterfactual_seed,
 )
 from saebench.io_utils import atomic_write, check_writable, dumps_strict, save_unsaved
-from saebench.leaderboard.schema import LEGACY_TASK_VERSION, format_ks
+from saebench.leaderboard.schema import IDENTITY_COLUMNS, LEGACY_TASK_VERSION, format_ks
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
 from saebench.sae import SAE, SAEMeta
 from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
+from saebench.validation.outputs import Planned, check_plan
 
 logger = logging.getLogger(__name__)
 
@@ -295,16 +296,18 @@ class _Job:
 def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
     """Score several dictionaries; write each one's JSON and leaderboard row when asked.
 
-    Before any work: every output path template is checked and two SAEs writing one JSON
-    refused (``ValueError``, for the whole call); every SAE is resolved, and one whose
-    leaderboard row exists is skipped (same settings, ``skip_existing``) or refused (other
-    settings, unless ``force``). Runs that share the model (name, processing, device), task,
-    prompt BOS, node and scorer settings are scored on one :func:`saebench.evaluate.prepare`,
-    then one :func:`saebench.evaluate.score` each, so their clean run, supervised fit,
-    counterfactual activations and supervised interventions are computed once; each record is
-    exactly what a run of its own gives. An SAE that fails (loading, width, scoring, writing)
-    is an outcome with its one-line message; the others go on. Outcomes come back in the
-    order of ``configs``; each record is written as soon as it is scored.
+    Before any work: every output path template is checked, and outputs that would lose data
+    refused (``ValueError``, for the whole call: a JSON that is a leaderboard, two SAEs writing
+    one JSON or one leaderboard row, :func:`saebench.validation.outputs.check_plan`); every SAE
+    is resolved, and one whose leaderboard row exists is skipped (same settings,
+    ``skip_existing``) or refused (other settings, unless ``force``). Runs that share the model
+    (name, processing, device), task, prompt BOS, node and scorer settings are scored on one
+    :func:`saebench.evaluate.prepare`, then one :func:`saebench.evaluate.score` each, so their
+    clean run, supervised fit, counterfactual activations and supervised interventions are
+    computed once; each record is exactly what a run of its own gives. An SAE that fails
+    (loading, width, scoring, writing) is an outcome with its one-line message; the others go
+    on. Outcomes come back in the order of ``configs``; each record is written as soon as it is
+    scored.
     """
     for config in configs:
         check_templates(config)
@@ -315,14 +318,7 @@ def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
             jobs.append(_job(index, config))
         except Exception as err:  # one SAE's problem: report it, go on with the others
             _fail(outcomes[index], err)
-    seen: dict[str, str] = {}
-    for job in jobs:
-        json_path = job.paths.get("json")
-        if json_path is not None and seen.setdefault(json_path, job.config.sae) != job.config.sae:
-            raise ValueError(
-                f"{seen[json_path]} and {job.config.sae} would both write {json_path}: put "
-                f"{{sae}} in --json-out"
-            )
+    check_plan(output_plan(jobs))
     jobs = [job for job in jobs if _needs_scoring(job, outcomes[job.index])]
 
     groups: dict[str, list[_Job]] = {}
@@ -563,7 +559,9 @@ def check_templates(config: RunConfig) -> None:
 
 def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, str]:
     """The JSON and leaderboard paths with ``{model}``, ``{task}``, ``{sae}``, ``{node}`` filled
-    in; raises ``ValueError`` on any other placeholder (checked before the work starts)."""
+    in; raises ``ValueError`` on any other placeholder, or a filled-in path that leaves its
+    template's folder (:func:`saebench.validation.outputs.fill_template`; checked before the
+    work starts)."""
     fields = {
         "model": model_name,
         "task": config.task,
@@ -582,6 +580,20 @@ def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, st
                 f"may be filled in ({err})"
             ) from err
     return paths
+
+
+def output_plan(jobs: list[_Job]) -> list[Planned]:
+    """The outputs of ``jobs`` for :func:`saebench.validation.outputs.check_plan`."""
+    return [
+        Planned(
+            owner=job.config.name or job.config.label or job.config.sae,
+            source=job.config.sae,
+            paths=job.paths,
+            row=tuple(job.identity.get(c) for c in IDENTITY_COLUMNS),
+            inputs=() if isinstance(job.dictionary, str) else (job.config.sae,),
+        )
+        for job in jobs
+    ]
 
 
 def leaderboard_row(record: RunRecord) -> dict[str, Any]:

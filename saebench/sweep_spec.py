@@ -281,10 +281,13 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
     """Expand the spec's entries into single SAEs (:func:`saebench.discover.expand`), resolve
     each one's model and node (loading it once) and group them into one :class:`Job` per
     (model, node), in the order first seen. An SAE that cannot be found or loaded is an
-    error of the expansion; the others go on."""
+    error of the expansion; the others go on. Outputs of the whole sweep that would lose data
+    (:func:`saebench.validation.outputs.check_plan`) raise :class:`SpecError`."""
     from saebench.discover import expand
     from saebench.io_utils import default_cache_dir
+    from saebench.leaderboard.schema import IDENTITY_COLUMNS
     from saebench.run import RunConfig, identity_of, output_paths, resolve
+    from saebench.validation.outputs import Planned, check_plan
 
     s = spec.settings
     if s["cache_dir"] is False:  # no cache: refit the supervised dictionaries
@@ -293,6 +296,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
         cache_dir = Path(s["cache_dir"] or default_cache_dir()).expanduser().absolute()
     jobs: dict[tuple[str, str], Job] = {}
     errors: list[tuple[str, str]] = []
+    planned: list[Planned] = []
     for entry in spec.entries:
         found = expand([entry.path], checkpoints=bool(s["checkpoints"]))
         for item in found:
@@ -337,6 +341,19 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
                 continue
             key = (model_name, str(node))
             jobs.setdefault(key, Job(model=model_name, node=str(node))).items.append(job_item)
+            planned.append(
+                Planned(
+                    owner=job_item.name,
+                    source=config.sae,
+                    paths=job_item.paths,
+                    row=tuple(job_item.identity.get(c) for c in IDENTITY_COLUMNS),
+                    inputs=() if isinstance(dictionary, str) else (config.sae,),
+                )
+            )
+    try:  # every output of the sweep, before any work
+        check_plan(planned)
+    except ValueError as err:
+        raise SpecError(f"{spec.source}: {err}") from err
     return Expansion(jobs=list(jobs.values()), errors=errors)
 
 

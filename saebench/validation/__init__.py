@@ -1,0 +1,2 @@
+"""Checks made before any work: settings (:mod:`.settings`), output paths (:mod:`.outputs`),
+finite numbers (:mod:`.finite`) and resources (:mod:`.resources`). No torch at import."""
