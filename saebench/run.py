@@ -45,7 +45,7 @@ from saebench.node import Node
 from saebench.sae import SAE, SAEMeta
 from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
-from saebench.validation.outputs import Planned, check_plan
+from saebench.validation.outputs import Planned, check_plan, fill_template
 
 logger = logging.getLogger(__name__)
 
@@ -570,15 +570,8 @@ def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, st
     }
     paths = {}
     for what, template in (("json", config.json_out), ("leaderboard", config.leaderboard)):
-        if template is None:
-            continue
-        try:
-            paths[what] = str(template).format(**fields)
-        except (KeyError, IndexError, ValueError) as err:
-            raise ValueError(
-                f"bad {what} path {template!r}: only {{model}}, {{task}}, {{sae}} and {{node}} "
-                f"may be filled in ({err})"
-            ) from err
+        if template is not None:
+            paths[what] = fill_template(str(template), fields, what)
     return paths
 
 

@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from test_cli import write_sae
 from test_cli_failures import SMALL, fails_cleanly, snapshot
 from test_leaderboard_store import make_row
 
+from saebench.cli import main
 from saebench.leaderboard.store import upsert_row
 
 
@@ -37,8 +39,15 @@ def spec_file(path: Path, sweep: str, saes: list[str]) -> Path:
 
 @pytest.mark.parametrize(
     "json_out",
-    ["{root}/lb.csv", "{root}/./lb.csv", "{root}/sub/../lb.csv", "{root}/link.csv",
-     "{root}/hard.csv", "{root}/lb.csv.lock", "{root}/lb.csv.lock.holder"],
+    [
+        "{root}/lb.csv",
+        "{root}/./lb.csv",
+        "{root}/sub/../lb.csv",
+        "{root}/link.csv",
+        "{root}/hard.csv",
+        "{root}/lb.csv.lock",
+        "{root}/lb.csv.lock.holder",
+    ],
 )
 def test_1_a_json_over_the_leaderboard_is_refused_and_no_row_is_lost(sae, tmp_path, json_out):
     csv = leaderboard_with_rows(tmp_path / "lb.csv")
@@ -47,8 +56,16 @@ def test_1_a_json_over_the_leaderboard_is_refused_and_no_row_is_lost(sae, tmp_pa
     os.link(csv, tmp_path / "hard.csv")
     before = snapshot(tmp_path)
     fails_cleanly(
-        ["run", "--sae", str(sae), *SMALL, "--leaderboard", str(csv),
-         "--json-out", json_out.format(root=tmp_path)],
+        [
+            "run",
+            "--sae",
+            str(sae),
+            *SMALL,
+            "--leaderboard",
+            str(csv),
+            "--json-out",
+            json_out.format(root=tmp_path),
+        ],
         "leaderboard",
     )
     assert snapshot(tmp_path) == before
@@ -62,8 +79,7 @@ def test_1_a_json_over_a_file_that_is_not_json_or_an_input_is_refused(sae, tmp_p
         "not a JSON record",
     )
     fails_cleanly(
-        ["run", "--sae", str(sae), *SMALL, "--no-leaderboard",
-         "--json-out", str(sae / "cfg.json")],
+        ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(sae / "cfg.json")],
         "cfg.json",
     )
     assert snapshot(tmp_path) == before
@@ -76,8 +92,16 @@ def test_1_one_sae_json_over_another_saes_leaderboard_is_refused(tmp_path):
     before = snapshot(tmp_path)
     # a's JSON is tmp/b.csv, which is b's leaderboard (templated with {sae})
     fails_cleanly(
-        ["run", "--sae", str(a.parent / "*"), *SMALL, "--leaderboard",
-         str(tmp_path / "{sae}.csv"), "--json-out", str(tmp_path / "b.csv")],
+        [
+            "run",
+            "--sae",
+            str(a.parent / "*"),
+            *SMALL,
+            "--leaderboard",
+            str(tmp_path / "{sae}.csv"),
+            "--json-out",
+            str(tmp_path / "b.csv"),
+        ],
         "leaderboard",
     )
     assert snapshot(tmp_path) == before
@@ -94,4 +118,107 @@ def test_1_a_sweep_spec_whose_json_is_its_leaderboard_is_refused(sae, tmp_path):
     )
     before = snapshot(tmp_path)
     fails_cleanly(["sweep", str(spec), "--quiet"], "lb3.csv")
+    assert snapshot(tmp_path) == before
+
+
+# 2. A write outside the requested folder --------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["runs/{sae}.json", "runs/{model}/{sae}-{node}.json"])
+def test_2_a_templated_json_stays_under_its_folder(tmp_path, monkeypatch, template):
+    root = tmp_path / "root"
+    write_sae(root, seed=3)  # the SAE is the folder root itself, given as ".."
+    (root / "sub").mkdir()
+    monkeypatch.chdir(root / "sub")
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(
+        main, ["run", "--sae", "..", *SMALL, "--no-leaderboard", "--json-out", template]
+    )
+    assert result.exit_code == 0, result.output
+    written = [p for p in tmp_path.rglob("*.json") if str(p) not in before]
+    assert len(written) == 1
+    assert (root / "sub" / "runs") in written[0].parents, written
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/x", "..", "a/../../b", "\\..\\x"])
+def test_2_names_and_model_names_cannot_climb(tmp_path, name):
+    from saebench.validation.outputs import fill_template
+
+    path = fill_template(
+        str(tmp_path / "runs/{model}/{sae}.json"), {"sae": name, "model": name}, "json"
+    )
+    assert Path(path).resolve().is_relative_to((tmp_path / "runs").resolve())
+
+
+def test_2_a_symlink_under_the_folder_cannot_lead_out(sae, tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, tmp_path / "runs" / "my-sae")
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        [
+            "run",
+            "--sae",
+            str(sae),
+            *SMALL,
+            "--no-leaderboard",
+            "--json-out",
+            str(tmp_path / "runs" / "{sae}" / "x.json"),
+        ],
+        "leaves the folder",
+    )
+    assert snapshot(tmp_path) == before and not any(outside.iterdir())
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{sae!r}.json",
+        "{sae:>9}.json",
+        "{sae.upper}.json",
+        "{sae[0]}.json",
+        "{0}.json",
+        "{}.json",
+        "{sae",
+    ],
+)
+def test_2_only_bare_placeholders_are_filled_in(sae, tmp_path, template):
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        [
+            "run",
+            "--sae",
+            str(sae),
+            *SMALL,
+            "--no-leaderboard",
+            "--json-out",
+            str(tmp_path / template),
+        ],
+        "--json-out",
+    )
+    assert snapshot(tmp_path) == before
+
+
+# 3. Silent wrong or missing numbers -------------------------------------------------------
+
+
+def test_3_identical_saes_in_one_call_are_refused_not_merged_into_one_row(tmp_path):
+    for name in "abcd":
+        write_sae(tmp_path / "saes" / name, seed=7)  # four copies of one SAE
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        [
+            "run",
+            "--sae",
+            str(tmp_path / "saes" / "*"),
+            *SMALL,
+            "--leaderboard",
+            str(csv),
+            "--json-out",
+            str(tmp_path / "runs" / "{sae}.json"),
+        ],
+        "identical weights",
+    )
     assert snapshot(tmp_path) == before

@@ -23,6 +23,7 @@ from pathlib import Path
 FIELDS = ("model", "task", "sae", "node")
 """The placeholders an output path may use."""
 _NAME_MAX = 255
+_OPTION = {"json": "--json-out (json_out)", "leaderboard": "--leaderboard (leaderboard)"}
 _MAX_JSON_PEEK = 64 * 2**20
 
 
@@ -67,6 +68,7 @@ def fill_template(template: str, fields: Mapping[str, object], what: str) -> str
     naming ``what`` on another placeholder, a format spec or conversion, a part longer than
     the file system allows, or a filled path that leaves the template's folder."""
     template = str(template)
+    what = _OPTION.get(what, what)
     if "\0" in template:
         raise ValueError(f"bad {what} path {template!r}: it contains a NUL byte")
     values = {k: safe_value(v) for k, v in fields.items()}
@@ -77,7 +79,9 @@ def fill_template(template: str, fields: Mapping[str, object], what: str) -> str
             if name is None:
                 continue
             if name not in FIELDS or spec or conversion:
-                raise ValueError(f"unknown placeholder {{{name}}}")
+                given = name + (f"!{conversion}" if conversion else "")
+                given += f":{spec}" if spec else ""
+                raise ValueError(f"{{{given}}} is not one of them")
             out.append(values[name])
     except (ValueError, KeyError) as err:
         raise ValueError(
