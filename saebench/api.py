@@ -63,6 +63,7 @@ from saebench.sae_adapters import (
 )
 from saebench.sae_io import SAELENS_CFG, SAELoadError, load_sae
 from saebench.task import load_task
+from saebench.validation.settings import check_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -235,6 +236,23 @@ def evaluate_saes(
     :class:`saebench.leaderboard.SettingsConflict` (wrapped in
     :class:`saebench.run.UnsavedResultError`, the result kept on disk) unless ``force``.
     """
+    check_settings(
+        {
+            "task": task,
+            "position": position,
+            "hook": hook,
+            "head": head,
+            "n_prompts": n_prompts,
+            "n_fit_prompts": n_fit_prompts,
+            "ks": ks if isinstance(ks, list | tuple) else list(ks),
+            "seed": seed,
+            "batch_size": batch_size,
+            "tau": tau,
+            "device": device,
+            "cache_budget_mb": cache_budget_mb,
+        },
+        "api",
+    )
     saes = list(saes)
     if names is not None and len(names) != len(saes):
         raise ValueError(f"{len(names)} names for {len(saes)} SAEs")

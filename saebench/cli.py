@@ -26,6 +26,7 @@ from saebench.defaults import (
     DEFAULT_N_PROMPTS,
     MAX_N_PROMPTS,
 )
+from saebench.validation.settings import SettingsError, check_settings
 
 if TYPE_CHECKING:
     from saebench.run import Outcome
@@ -58,6 +59,24 @@ class LazyGroup(click.Group):
             "Score the SAEs of a TOML sweep spec, one job per model and node (local or Ray).",
         ),
     }
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # noqa: D102
+        """Click's ``main``, with its usage errors (a bad option value, an unknown option, a
+        missing argument) printed as the one ``error:`` line the rest of saebench prints,
+        naming the option, exit code 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as err:
+            if type(err).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as before
+                err.show()
+                sys.exit(err.exit_code)
+            fail(err.format_message() if isinstance(err, click.UsageError) else err.message)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -256,7 +275,7 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
     was scored or skipped; 1 when some of several failed; 2 when the call could not start
     (bad options) or its only SAE failed.
     """
-    _check_early(options)
+    _check_early({**options, "threads": threads})
     from saebench.discover import expand
     from saebench.io_utils import default_cache_dir
     from saebench.run import Outcome, RunConfig, run_outcomes
@@ -325,6 +344,10 @@ def _check_early(options: dict) -> None:
                 f"memory (at most {MAX_N_PROMPTS:,}; prompts, activations and logits are kept "
                 "for the whole run)"
             )
+    try:  # types and ranges, shared with sweep specs and the API
+        check_settings(options, "cli")
+    except SettingsError as err:
+        fail(str(err))
     if options["head"] is not None and options["head"] < 0:
         fail(f"--head {options['head']} must be 0 or more")
     try:

@@ -4,6 +4,8 @@ the one-line ``error:`` exit."""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sys
 from typing import NoReturn
@@ -63,8 +65,30 @@ CACHE_BUDGET_HELP = (
 )
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def capped_threads(threads: int) -> int:
+    """``threads`` capped at :func:`available_cores`, with a warning when it was more (torch
+    crashes or fails to start threads far beyond the machine's cores)."""
+    cores = available_cores()
+    if threads > cores:
+        logging.getLogger("saebench").warning(
+            "--threads %s is more than the %d CPU core(s) here; using %d", threads, cores, cores
+        )
+        return cores
+    return threads
+
+
 def set_threads(threads: int) -> None:
-    """Apply ``--threads``: torch's intra-op CPU thread count, ``torch.set_num_threads``."""
+    """Apply ``--threads``: torch's intra-op CPU thread count, ``torch.set_num_threads``,
+    capped at the machine's cores (:func:`capped_threads`)."""
+    threads = capped_threads(threads)
     import torch
 
     torch.set_num_threads(threads)

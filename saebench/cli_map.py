@@ -20,8 +20,10 @@ from saebench.causal_map import (
     check_positions,
     parse_list,
 )
-from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, set_threads
+from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, fail, set_threads
 from saebench.defaults import DEFAULT_CACHE_BUDGET_MB, DEFAULT_N_FIT_PROMPTS
+from saebench.io_utils import check_writable, save_unsaved
+from saebench.validation.settings import check_settings
 
 DEFAULT_OUT = "maps/{model}-{task}"
 
@@ -209,6 +211,24 @@ def map_command(
         check_device(device)
     except ValueError as err:
         raise BadOption(str(err), param_hint="'--device'") from err
+    try:
+        check_settings(
+            {
+                "n_prompts": n_prompts,
+                "n_fit_prompts": n_fit_prompts,
+                "seed": seed,
+                "batch_size": batch_size,
+                "cache_budget_mb": cache_budget_mb,
+                "threads": threads,
+                "causal_max_noint": causal_max_noint,
+                "editable_min_sup": editable_min_sup,
+            },
+            "cli",
+        )
+        for name in ("map.csv", "heatmap.png"):  # before any work, as `saebench run` does
+            check_writable(out_dir / name, what="--out")
+    except (ValueError, OSError) as err:
+        fail(str(err))
     set_threads(threads)
 
     from saebench.cache import default_cache_dir
@@ -243,7 +263,12 @@ def map_command(
             causal_max_noint=causal_max_noint,
             editable_min_sup=editable_min_sup,
         )
-        paths = write_map(frame, out_dir)
+        try:
+            paths = write_map(frame, out_dir)
+        except OSError as err:  # a late write failure: keep the computed map
+            saved = save_unsaved(f"map-{model_name}-{task}.csv", frame.to_csv(index=False))
+            why = err.strerror or str(err)
+            fail(f"could not write the map to {out_dir} ({why}); the map is saved in {saved}")
     except (ModelUnavailableError, ValueError, KeyError) as err:
         click.echo(f"error: {err.args[0] if err.args else err}", err=True)
         sys.exit(2)

@@ -46,6 +46,7 @@ from saebench.sae import SAE, SAEMeta
 from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
 from saebench.validation.outputs import Planned, check_plan, fill_template
+from saebench.validation.settings import RULES, check_settings
 
 logger = logging.getLogger(__name__)
 
@@ -310,6 +311,9 @@ def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
     scored.
     """
     for config in configs:
+        check_settings(
+            {k: v for k, v in asdict(config).items() if k in RULES and k != "name"}, "api"
+        )
         check_templates(config)
     outcomes = [Outcome(config) for config in configs]
     jobs: list[_Job] = []

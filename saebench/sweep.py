@@ -111,9 +111,9 @@ def run_job(job: Job, write: bool = True, threads: int | None = None) -> list[SA
     from saebench.run import run_outcomes
 
     if threads is not None:
-        import torch
+        from saebench.cli_common import set_threads
 
-        torch.set_num_threads(threads)
+        set_threads(max(1, int(threads)))
     configs = [item.config for item in job.items]
     if not write:
         configs = [

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from saebench.cli_common import check_task_options
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_JSON_OUT,
@@ -54,8 +55,8 @@ from saebench.defaults import (
     DEFAULT_LEADERBOARD,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
-    MAX_N_PROMPTS,
 )
+from saebench.validation.settings import RULES, SettingsError, check_settings
 
 SWEEP_KEYS: dict[str, Any] = {
     "model": None,
@@ -166,6 +167,12 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError(f"{path}: {err.strerror or err}") from err
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML ({err})") from err
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            f"{path}: not valid TOML (not UTF-8 text: {err.reason} at byte {err.start})"
+        ) from err
+    except RecursionError as err:
+        raise SpecError(f"{path}: not valid TOML (nested too deeply)") from err
     return parse_spec(raw, source=str(path))
 
 
@@ -200,30 +207,21 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> SweepSpec:
             settings[key] = None if key != "cache_dir" else False
         elif settings[key] is not None and not isinstance(settings[key], str):
             raise bad(f"[sweep] {key} must be a path or false")
-    for key in ("n_prompts", "n_fit_prompts"):
-        value = settings[key]
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not 10 <= value <= MAX_N_PROMPTS
-        ):
-            raise bad(f"[sweep] {key} must be an integer from 10 to {MAX_N_PROMPTS:,}")
-    ks = settings["ks"]
-    if (
-        not isinstance(ks, list)
-        or not ks
-        or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)
-    ):
-        raise bad("[sweep] ks must be a non-empty list of positive integers")
-    settings["ks"] = tuple(sorted(set(ks)))
-    if settings["model"] is not None and not isinstance(settings["model"], str):
-        raise bad("[sweep] model must be a string")
+    try:  # types and ranges, as the CLI and the API check them
+        check_settings({k: v for k, v in settings.items() if k in RULES}, "spec")
+    except SettingsError as err:
+        raise bad(str(err)) from err
+    settings["ks"] = tuple(sorted(set(settings["ks"])))
 
     entries: list[SAEEntry] = []
     for i, entry in enumerate(_tables(raw, "sae", bad)):
         _check_keys(entry, SAE_KEYS, f"[[sae]] #{i + 1}", bad)
         if not isinstance(entry.get("path"), str) or not entry["path"]:
             raise bad(f"[[sae]] #{i + 1} needs a path (a path, folder, glob or release id)")
+        if entry.get("name") is not None and (
+            not isinstance(entry["name"], str) or not entry["name"].strip()
+        ):
+            raise bad(f"[[sae]] #{i + 1}: name must be a non-empty string")
         entries.append(
             SAEEntry(
                 **_node_fields(entry, f"[[sae]] #{i + 1}", bad),
@@ -237,12 +235,21 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         if not isinstance(node.get("hook"), str):
             raise bad(f"{where} needs a hook")
         saes = node.get("saes")
-        if not isinstance(saes, list) or not saes or not all(isinstance(s, str) for s in saes):
+        if not isinstance(saes, list) or not all(isinstance(s, str) and s for s in saes or [0]):
             raise bad(f"{where} needs saes, a non-empty list of SAE paths, globs or ids")
         fields = _node_fields(node, where, bad)
         entries.extend(SAEEntry(path=value, **fields) for value in saes)
     if not entries:
         raise bad("lists no SAE: add [[sae]] entries or [[node]] lists")
+    try:  # the task, its positions and the device, before any model is loaded
+        check_task_options(
+            settings["task"], tuple({settings["position"], *(e.position for e in entries)} - {None})
+        )
+        from saebench.model import check_device
+
+        check_device(settings["device"])
+    except (KeyError, ValueError) as err:
+        raise bad(str(err.args[0]) if err.args else str(err)) from err
     return SweepSpec(settings=settings, entries=entries, source=source)
 
 
@@ -265,6 +272,8 @@ def _node_fields(table: dict, where: str, bad) -> dict[str, Any]:
     from saebench.cli_common import check_hook_syntax
 
     hook, head, position = (table.get(k) for k in NODE_KEYS)
+    if hook is not None and not isinstance(hook, str):
+        raise bad(f"{where}: hook must be a string")
     if hook is not None:
         try:
             check_hook_syntax(hook)
@@ -272,8 +281,8 @@ def _node_fields(table: dict, where: str, bad) -> dict[str, Any]:
             raise bad(f"{where}: {err}") from err
     if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 0):
         raise bad(f"{where}: head must be an integer, 0 or more")
-    if position is not None and not isinstance(position, str):
-        raise bad(f"{where}: position must be a string")
+    if position is not None and (not isinstance(position, str) or not position.strip()):
+        raise bad(f"{where}: position must be a non-empty string")
     return {"hook": hook, "head": head, "position": position}
 
 
