@@ -45,12 +45,14 @@ from saebench.run import (
     DEFAULT_MODEL,
     RunConfig,
     RunRecord,
+    checked_score,
     git_commit,
     identity_of,
     leaderboard_row,
     library_versions,
     output_paths,
     trained_elsewhere,
+    warn_k_beyond_width,
     write_outputs,
 )
 from saebench.sae import SAE, SAEMeta
@@ -338,13 +340,14 @@ def evaluate_saes(
                 jobs[i].raw, d_head=lm.cfg.d_head, source=jobs[i].config.sae
             )
             evaluate.check_width(jobs[i].scorable, first.node, lm)
+            warn_k_beyond_width(jobs[i].scorable, tuple(ks), jobs[i].config.sae)
         lm_task = load_task(task, tokenizer=tokenizer_of(lm), prepend_bos=first.meta.prepend_bos)
         start = time.perf_counter()
         context = evaluate.prepare(lm, lm_task, first.node, settings, first.model_name)
         shared_s = time.perf_counter() - start
         for i in members:
             start = time.perf_counter()
-            result = evaluate.score(context, jobs[i].scorable)
+            result = checked_score(context, jobs[i].scorable, jobs[i].config.sae)
             timing = {"wall_time_s": time.perf_counter() - start, "shared_wall_time_s": shared_s}
             results[i] = _result(jobs[i], result, timing)
     return [result for result in results if result is not None]

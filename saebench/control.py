@@ -37,7 +37,8 @@ def greedy_edit(
     chunk: int = 256,
     max_elements: int = GREEDY_CHUNK_ELEMENTS,
 ) -> dict[int, tuple[Tensor, Tensor]]:
-    """Greedy interpretation-agnostic edits for every k in ``ks`` (one greedy run to max k).
+    """Greedy interpretation-agnostic edits for every k in ``ks`` (one greedy run to max k,
+    capped at the width F: a k beyond it is the edit of k = F).
 
     ``delta_NF`` = f(a_cf) − f(a). Returns k -> (Σ chosen c_j [N, D], chosen latents [N, F]).
     Only latents with δ_j ≠ 0 can move the sum; the others form a pool of "no change" choices
@@ -57,17 +58,19 @@ def greedy_edit(
     ([[0.0, -2.0, 0.0]], [[1.0, -2.0, 0.0]])
     """
     n, f = delta_NF.shape
+    # k beyond the width F uses every latent, as k = F does: run to min(k, F) at most
+    capped = sorted({min(k, f) for k in ks})
     m_N = (delta_NF != 0).sum(1)
     order_N = torch.argsort(m_N, stable=True)
-    sums = {k: torch.empty_like(diff_ND) for k in ks}
-    chosen = {k: torch.zeros(n, f, dtype=torch.bool, device=delta_NF.device) for k in ks}
+    sums = {k: torch.empty_like(diff_ND) for k in capped}
+    chosen = {k: torch.zeros(n, f, dtype=torch.bool, device=delta_NF.device) for k in capped}
     for rows_C in _chunks_by_size(m_N[order_N].tolist(), diff_ND.shape[1], chunk, max_elements):
         rows_C = order_N[rows_C]
-        part = _greedy_chunk(diff_ND[rows_C], delta_NF[rows_C], W_dec_FD, ks)
-        for k in ks:
+        part = _greedy_chunk(diff_ND[rows_C], delta_NF[rows_C], W_dec_FD, capped)
+        for k in capped:
             sums[k][rows_C] = part[k][0]
             chosen[k][rows_C] = part[k][1]
-    return {k: (sums[k], chosen[k]) for k in ks}
+    return {k: (sums[min(k, f)], chosen[min(k, f)]) for k in ks}
 
 
 def _chunks_by_size(sorted_m: list[int], d: int, max_rows: int, max_elements: int) -> list[slice]:

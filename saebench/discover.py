@@ -27,6 +27,7 @@ name, so two SAEs of one call never write the same JSON.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import tempfile
@@ -43,6 +44,8 @@ from saebench.sae_io import (
     load_dictionary_learning_dir,
     load_sae,
 )
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
 """Folder of dictionary_learning checkpoints, next to the trainer's ``config.json``."""
@@ -156,7 +159,10 @@ def _expand_value(value: str, checkpoints: bool) -> list[_Item]:
         for match in sorted(glob.glob(os.path.expanduser(value), recursive=True)):
             # each match as a path: an SAE, a checkpoint, or a folder searched for SAEs (an
             # SAE that several matches reach, as with saes/**, counts once, named by the first)
-            found.extend(_expand_path(Path(match), checkpoints))
+            try:
+                found.extend(_expand_path(Path(match), checkpoints))
+            except (OSError, RuntimeError) as err:  # e.g. a symlink loop: not an SAE
+                logger.warning("skipping %s: %s", match, getattr(err, "strerror", None) or err)
         return found
     path = Path(value).expanduser()
     if not path.exists():  # a release id, supervised:..., or a missing path: load() says

@@ -22,6 +22,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from saebench import __version__, evaluate
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
@@ -45,6 +47,7 @@ from saebench.node import Node
 from saebench.sae import SAE, SAEMeta
 from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
+from saebench.validation.finite import check_codes, non_finite_metrics
 from saebench.validation.outputs import Planned, check_plan, fill_template
 from saebench.validation.settings import RULES, check_settings
 
@@ -420,6 +423,7 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
     for job in members:
         try:
             evaluate.check_width(job.dictionary, node, model)
+            warn_k_beyond_width(job.dictionary, job.config.ks, job.config.sae)
             ready.append(job)
         except Exception as err:
             _fail(outcomes[job.index], err)
@@ -437,12 +441,52 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
         outcome = outcomes[job.index]
         try:
             start = time.perf_counter()
-            result = evaluate.score(context, job.dictionary)
+            result = checked_score(context, job.dictionary, outcome.name)
             timing = {"wall_time_s": time.perf_counter() - start, "shared_wall_time_s": shared_s}
             outcome.record = _record(job, result, timing)
             outcome.status, outcome.message = "scored", ""
         except Exception as err:
             _fail(outcome, err)
+
+
+def checked_score(context: evaluate.NodeContext, dictionary: Any, name: str) -> EvalResult:
+    """:func:`saebench.evaluate.score`, refusing first an SAE whose codes or reconstructions
+    are not finite (:func:`saebench.validation.finite.check_codes`), and flagging after it any
+    other metric left NaN or infinite (a warning, and ``details["non_finite_metrics"]``)."""
+    if not isinstance(dictionary, str):
+        inputs = [("evaluation", context.acts_ND, context.labels)]
+        inputs += [
+            (f"counterfactual {attr}", shared.acts_cf_ND, shared.cf_labels)
+            for attr, shared in context.attributes.items()
+        ]
+        with torch.no_grad():
+            check_codes(dictionary.to(context.runner.device), inputs)
+    result = evaluate.score(context, dictionary)
+    bad = non_finite_metrics(result.metrics)
+    if bad:
+        logger.warning(
+            "%s: %d metric(s) are NaN or infinite (written empty): %s",
+            name,
+            len(bad),
+            ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else ""),
+        )
+        result.details["non_finite_metrics"] = bad
+    return result
+
+
+def warn_k_beyond_width(dictionary: Any, ks: tuple[int, ...], name: str) -> None:
+    """Say so when an edit size k exceeds the SAE's width: such an edit may use every latent,
+    and is computed (and scored) as the edit of k = d_sae."""
+    width = getattr(dictionary, "d_sae", None)
+    if isinstance(width, int) and ks and max(ks) > width:
+        beyond = [k for k in ks if k > width]
+        logger.warning(
+            "%s: k = %s exceed(s) the SAE's %d latents; those edits are capped at k = %d",
+            name,
+            ", ".join(map(str, beyond[:3])) + (", ..." if len(beyond) > 3 else ""),
+            width,
+            width,
+        )
 
 
 def _fail(outcome: Outcome, err: Exception) -> None:

@@ -140,6 +140,9 @@ def is_saelens_sae(obj: Any) -> bool:
     return isinstance(obj, SAELensSAE)
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
 def as_scorable(obj: Any, d_head: int | None = None, source: str = "") -> Scorable:
     """``obj`` as the scorer reads it: a saebench :class:`SAE` as it is, a sae-lens SAE as a
     :class:`SAELensAdapter`, any other :class:`SAELike` as a :class:`DictionaryAdapter`.
@@ -147,8 +150,14 @@ def as_scorable(obj: Any, d_head: int | None = None, source: str = "") -> Scorab
     ``d_head`` is the model's head width, needed only by sae-lens ``hook_z`` SAEs (which read
     all heads concatenated, width ``n_heads · d_head``).
     """
-    if isinstance(obj, SAE | DictionaryAdapter):
+    if isinstance(obj, SAE):  # half precision computed in float32, as on load
+        return obj.to(dtype=torch.float32) if obj.dtype in _HALF else obj
+    if isinstance(obj, DictionaryAdapter):
         return obj
+    found = _decoder_matrix(obj)
+    if found is not None and not torch.isfinite(found[1].detach()).all():
+        bad = int((~torch.isfinite(found[1].detach())).sum())
+        raise ValueError(f"{source or 'the SAE'}: its decoder {found[0]} has {bad} NaN/inf entries")
     if is_saelens_sae(obj):
         return SAELensAdapter(obj, d_head=d_head, source=source)
     check_sae_like(obj)

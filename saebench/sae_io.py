@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from saebench.sae import ARCHITECTURES, SAE, SAEMeta
+from saebench.validation.sae_config import config_problem, dl_config_problem, scaling_problem
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def load_saelens_dir(path: str | Path, device: str = "cpu") -> SAE:
     if not path.is_dir():
         raise _error(path, "no such directory")
     raw = _read_json(cfg_path)
+    if (problem := config_problem(raw)) is not None:
+        raise _error(cfg_path, problem)
     if not weights_path.is_file():
         raise _error(weights_path, "weights file missing")
     try:
@@ -125,6 +128,8 @@ def load_saelens_dir(path: str | Path, device: str = "cpu") -> SAE:
     if _normalization(raw) == "expected_average_only_in":
         scaler = _read_json(path / SAELENS_SCALER) if (path / SAELENS_SCALER).is_file() else {}
         scaling_factor = scaler.get("scaling_factor")
+        if (problem := scaling_problem(scaling_factor)) is not None:
+            raise _error(path / SAELENS_SCALER, f"scaling_factor {problem}")
     sae = _sae_from_saelens_parts(
         raw, state, where=weights_path, source=str(path), device=device,
         scaling_factor=scaling_factor,
@@ -242,6 +247,8 @@ def _sae_from_saelens_parts(
     scaling_factor: float | None = None,
 ) -> SAE:
     """Build an :class:`SAE` from a sae-lens config dict and state dict (sae-lens key names)."""
+    if (problem := config_problem(raw)) is not None:
+        raise _error(where.with_name(SAELENS_CFG) if isinstance(where, Path) else where, problem)
     architecture, k = _saelens_architecture(raw, where)
     dtype_name = str(raw.get("dtype") or "float32").removeprefix("torch.")
     if dtype_name not in _DTYPES:
@@ -467,6 +474,8 @@ def load_dictionary_learning_dir(path: str | Path, device: str = "cpu") -> SAE:
     if not ae_path.is_file():
         raise _error(ae_path, "weights file missing")
     raw = _read_json(cfg_path) if cfg_path.is_file() else {}
+    if (problem := dl_config_problem(raw)) is not None:
+        raise _error(cfg_path, problem)
     try:
         state = torch.load(ae_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
@@ -725,9 +734,13 @@ def _check_widths(W_enc_DF: Tensor, W_dec_FD: Tensor, where: object) -> None:
 
 
 def _build(where: object, device: str, **fields: Any) -> SAE:
-    """``SAE(**fields)`` on ``device``; a ValueError from validation becomes SAELoadError."""
+    """``SAE(**fields)`` on ``device``, half-precision weights (float16, bfloat16) made float32
+    (the model's activations are float32); a ValueError from validation becomes
+    SAELoadError."""
     for name, value in fields.items():
         if isinstance(value, Tensor):
+            if value.dtype in (torch.float16, torch.bfloat16):  # computed in float32
+                value = value.float()
             fields[name] = value.to(device)
     try:
         return SAE(**fields)

@@ -222,3 +222,92 @@ def test_3_identical_saes_in_one_call_are_refused_not_merged_into_one_row(tmp_pa
         "identical weights",
     )
     assert snapshot(tmp_path) == before
+
+
+def edit_sae(src: Path, dst: Path, cfg: dict | None = None, scale: float = 1.0, dtype=None) -> Path:
+    """A copy of the SAE at ``src`` with config fields replaced, weights scaled or cast."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    raw = json.loads((dst / "cfg.json").read_text())
+    raw.update(cfg or {})
+    (dst / "cfg.json").write_text(json.dumps(raw))
+    state = load_file(dst / "sae_weights.safetensors")
+    state = {k: (v.double() * scale).to(dtype or v.dtype) for k, v in state.items()}
+    save_file(state, dst / "sae_weights.safetensors")
+    return dst
+
+
+def test_3_huge_weights_are_an_error_not_empty_metrics(sae, tmp_path):
+    huge = edit_sae(sae, tmp_path / "huge", scale=1e30)
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        ["run", "--sae", str(huge), *SMALL, "--leaderboard", str(csv),
+         "--json-out", str(tmp_path / "runs" / "{sae}.json")],
+        "NaN or infinite",
+    )
+    assert snapshot(tmp_path) == before
+
+
+def test_3_the_api_refuses_an_sae_whose_encode_returns_nan(random_model, tmp_path):
+    import torch
+
+    from saebench.api import evaluate_sae
+    from saebench.sae_io import load_sae
+
+    class NaNEncode:
+        def __init__(self, sae):
+            self.sae = sae
+            self.W_dec = sae.W_dec_FD
+            self.cfg = {"hook_name": "blocks.1.hook_resid_pre"}
+
+        def encode(self, x):
+            return self.sae.encode(x) * torch.nan
+
+        def decode(self, f):
+            return self.sae.decode(torch.nan_to_num(f))
+
+    inner = load_sae(str(write_sae(tmp_path / "inner")))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        evaluate_sae(NaNEncode(inner), random_model, hook="blocks.1.hook_resid_pre",
+                     n_prompts=40, n_fit_prompts=300, ks=[1], cache_dir=None, progress=False)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_5_half_precision_saes_are_scored_in_float32(sae, tmp_path, dtype):
+    import json
+
+    import torch
+
+    half = edit_sae(sae, tmp_path / dtype, cfg={"dtype": dtype}, dtype=getattr(torch, dtype))
+    out = tmp_path / "run.json"
+    result = CliRunner().invoke(
+        main, ["run", "--sae", str(half), *SMALL, "--no-leaderboard", "--json-out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())["metrics"]
+    assert metrics["fvu"] is not None and metrics["l0"] is not None
+
+
+@pytest.mark.parametrize(
+    ("cfg", "mention"),
+    [
+        ({"metadata": "hello"}, "metadata must be a JSON object"),
+        ({"architecture": "topk", "k": [6]}, "k must be an integer"),
+        ({"architecture": "topk", "k": 6.5}, "k must be an integer"),
+        ({"d_in": "64"}, "d_in must be an integer"),
+        ({"hook_name": 3}, "hook_name must be a string"),
+        ({"metadata": {"sae_name": ["x"]}}, "metadata.sae_name"),
+        ({"activation_fn_kwargs": {"k": "6"}}, "activation_fn_kwargs.k"),
+        ({"prepend_bos": "yes"}, "prepend_bos"),
+    ],
+)
+def test_6_cfg_json_with_wrong_types_names_the_field(sae, tmp_path, cfg, mention):
+    bad = edit_sae(sae, tmp_path / "bad", cfg=cfg)
+    before = snapshot(tmp_path)
+    fails_cleanly(["run", "--sae", str(bad), *SMALL, "--no-leaderboard"], mention, "cfg.json")
+    assert snapshot(tmp_path) == before

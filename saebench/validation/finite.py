@@ -1,0 +1,62 @@
+"""Non-finite numbers from an SAE: refused before its metrics are computed, or flagged.
+
+An SAE whose weights are finite can still give NaN or infinite codes (weights so large that
+float32 overflows, an ``encode`` that returns NaN). Every metric computed from such codes is
+NaN and would be written as an empty cell, so :func:`check_codes` refuses the SAE with a
+message saying why. :func:`non_finite_metrics` lists what is left over after scoring (metrics
+that are undefined for a reason of their own are not listed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+SHARED_PREFIXES = ("sup_", "noint_", "clean_", "meanabl_")
+"""Metrics of the supervised reference and the clean run, not of the SAE."""
+MAY_BE_UNDEFINED = ("edit_score_",)
+"""SAE metrics NaN by definition in some cases (docs/metrics.md §5: the supervised edit no
+better than no edit)."""
+
+
+class NonFiniteError(ValueError):
+    """The SAE gives NaN or infinite codes or reconstructions."""
+
+
+def check_codes(dictionary: Any, inputs: list[tuple[str, Any, Mapping]]) -> None:
+    """Raise :class:`NonFiniteError` unless ``dictionary``'s codes and reconstructions of
+    every ``(name, x_ND, labels)`` of ``inputs`` are finite."""
+    from saebench.evaluate import encode
+
+    for what, x_ND, labels in inputs:
+        codes_NF = encode(dictionary, x_ND, labels)
+        bad_N = ~torch.isfinite(codes_NF).all(1)
+        part = "codes"
+        if not bad_N.any():
+            bad_N = ~torch.isfinite(dictionary.decode(codes_NF).float()).all(1)
+            part = "reconstructions"
+        if bad_N.any():
+            raise NonFiniteError(
+                f"the SAE's {part} are NaN or infinite on {int(bad_N.sum())} of {len(bad_N)} "
+                f"{what} inputs (weights too large for float32, or NaN from its encode): its "
+                "metrics would be empty, so it is not scored"
+            )
+
+
+def non_finite_metrics(metrics: Mapping[str, Any]) -> list[str]:
+    """The SAE's metrics that are NaN or infinite and not undefined by definition.
+
+    >>> non_finite_metrics({"l0": float("nan"), "sup_fvu": float("nan"), "fvu": 0.5,
+    ...                     "edit_score_io_k1": float("nan")})
+    ['l0']
+    """
+    return [
+        name
+        for name, value in metrics.items()
+        if isinstance(value, float)
+        and not math.isfinite(value)
+        and not name.startswith(SHARED_PREFIXES + MAY_BE_UNDEFINED)
+    ]
