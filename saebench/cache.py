@@ -3,8 +3,10 @@
 The key is a SHA-256 of a JSON description (model name, weight processing, a fingerprint
 of the weights, task and its vocabulary, node, number of fitting prompts, seed and the
 saebench version). Entries are a safetensors file plus the JSON key, written atomically.
-The cache is derived data: an entry that cannot be read (truncated, its sidecar missing) is a
-miss, refitted and rewritten with a warning.
+The sidecar holds the SHA-256 of the tensors file. The cache is derived data: an entry that
+cannot be read (truncated, its sidecar missing), whose checksum does not match, whose shapes do
+not fit the task's attribute values, or that holds NaN or infinite values is a miss, refitted
+and rewritten with a warning.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from saebench.io_utils import atomic_write, default_cache_dir
 from saebench.supervised import SupervisedDictionary
@@ -49,9 +51,9 @@ def cached_supervised(
     path = Path(cache_dir) / "supervised" / f"{cache_key(description)}.safetensors"
     if path.exists() or path.with_suffix(".json").exists():
         try:
-            return _read_entry(path)
+            return _read_entry(path, description)
         except Exception as err:  # noqa: BLE001 - derived data: any damage is a miss
-            logger.warning("supervised cache entry %s is unreadable (%s); refitting", path, err)
+            logger.warning("supervised cache entry %s is unusable (%s); refitting", path, err)
     dictionary = fit()
     try:
         _write_entry(path, dictionary, description)
@@ -60,27 +62,50 @@ def cached_supervised(
     return dictionary
 
 
-def _read_entry(path: Path) -> SupervisedDictionary:
-    """The dictionary stored at ``path`` (safetensors) and its ``.json`` sidecar."""
-    tensors = load_file(str(path))
+def _read_entry(path: Path, description: dict | None = None) -> SupervisedDictionary:
+    """The dictionary stored at ``path`` (safetensors) and its ``.json`` sidecar; ``ValueError``
+    when the tensors' SHA-256 is not the sidecar's, their shapes do not fit the attribute
+    sizes (or ``description``'s values), or a value is not finite."""
+    data = path.read_bytes()
     meta = json.loads(path.with_suffix(".json").read_text())
-    return SupervisedDictionary(
-        meta["kind"],
+    if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(data).hexdigest():
+        raise ValueError("its checksum does not match its sidecar's")
+    tensors = load(data)
+    if description is not None and meta.get("kind") != description.get("kind", meta.get("kind")):
+        raise ValueError(f"it holds a {meta.get('kind')!r} dictionary")
+    sizes = meta["attribute_sizes"]
+    if not isinstance(sizes, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values()
+    ):
+        raise ValueError("its attribute sizes are malformed")
+    if description is not None and "attribute_values" in description:
+        want = {a: len(v) for a, v in description["attribute_values"].items()}
+        if sizes != want:
+            raise ValueError(f"attribute sizes {sizes} are not the task's {want}")
+    features_FD, bias_D, present_F = (
         tensors["features_FD"],
         tensors["bias_D"],
-        meta["attribute_sizes"],
-        tensors["present_F"].bool(),
+        tensors["present_F"],
     )
+    n_features = sum(sizes.values())
+    if (
+        features_FD.ndim != 2
+        or features_FD.shape[0] != n_features
+        or bias_D.shape != (features_FD.shape[1],)
+        or present_F.shape != (n_features,)
+    ):
+        raise ValueError(
+            f"shapes {tuple(features_FD.shape)}, {tuple(bias_D.shape)}, "
+            f"{tuple(present_F.shape)} do not fit {n_features} features"
+        )
+    if not (torch.isfinite(features_FD).all() and torch.isfinite(bias_D).all()):
+        raise ValueError("it holds NaN or infinite values")
+    return SupervisedDictionary(meta["kind"], features_FD, bias_D, sizes, present_F.bool())
 
 
 def _write_entry(path: Path, dictionary: SupervisedDictionary, description: dict) -> None:
     """Store ``dictionary`` at ``path``: the sidecar first, then the tensors, each atomically
     (a reader finding the tensors finds their sidecar)."""
-    meta = {
-        "kind": dictionary.kind,
-        "attribute_sizes": dictionary.attribute_sizes,
-        "key": description,
-    }
     data = save(
         {
             "features_FD": dictionary.features_FD.contiguous().cpu(),
@@ -88,5 +113,11 @@ def _write_entry(path: Path, dictionary: SupervisedDictionary, description: dict
             "present_F": dictionary.present_F.to(torch.uint8).cpu(),
         }
     )
+    meta = {
+        "kind": dictionary.kind,
+        "attribute_sizes": dictionary.attribute_sizes,
+        "key": description,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1, default=str))
     atomic_write(path, data)

@@ -311,3 +311,32 @@ def test_6_cfg_json_with_wrong_types_names_the_field(sae, tmp_path, cfg, mention
     before = snapshot(tmp_path)
     fails_cleanly(["run", "--sae", str(bad), *SMALL, "--no-leaderboard"], mention, "cfg.json")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["times3", "nan", "shape"])
+def test_3_6_a_damaged_cache_entry_is_refitted_with_a_warning(sae, tmp_path, damage, caplog):
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    cache = tmp_path / "cache"
+    args = ["run", "--sae", str(sae), *[a for a in SMALL if a != "--no-cache"],
+            "--cache-dir", str(cache), "--no-leaderboard"]
+    first = CliRunner().invoke(main, [*args, "--json-out", str(tmp_path / "a.json")])
+    assert first.exit_code == 0, first.output
+    for entry in (cache / "supervised").glob("*.safetensors"):
+        state = load_file(entry)
+        if damage == "times3":
+            state["features_FD"] = state["features_FD"] * 3
+        elif damage == "nan":
+            state["features_FD"][0, 0] = torch.nan
+        else:
+            state["features_FD"] = state["features_FD"][:-2]
+            state["present_F"] = state["present_F"][:-2]
+        save_file(state, entry)
+    second = CliRunner().invoke(main, [*args, "--json-out", str(tmp_path / "b.json")])
+    assert second.exit_code == 0, second.output
+    assert "refitting" in caplog.text and "Traceback" not in second.output
+    a, b = (json.loads((tmp_path / n).read_text())["metrics"] for n in ("a.json", "b.json"))
+    assert a == b
