@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
+import socket
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -65,7 +68,9 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path)
+    prefix = f".{path.name}.{_writer_tag()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         try:
             _write_all(fd, data)
@@ -84,6 +89,56 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
         finally:
             os.close(dir_fd)
     return path
+
+
+STALE_TEMP_S = 3600.0
+"""Age after which a temp file of :func:`atomic_write` whose writer cannot be identified is
+stale."""
+
+
+def _writer_tag() -> str:
+    """``HOST-PID`` of this process (host hashed to 8 hex digits), part of its temp files'
+    names so that a temp file left by a killed writer can be recognised."""
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    return f"{host}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def clean_stale_temps(path: str | Path) -> None:
+    """Remove the temp files :func:`atomic_write` left beside ``path`` when its writer was
+    killed (``.NAME.HOST-PID.XXXX.tmp`` whose process of this host is gone, or any
+    ``.NAME.*.tmp`` older than :data:`STALE_TEMP_S`); a live writer's are kept."""
+    path = Path(path)
+    prefix, host = f".{path.name}.", _writer_tag().split("-")[0]
+    try:
+        candidates = [
+            p
+            for p in path.parent.iterdir()
+            if p.name.startswith(prefix) and p.name.endswith(".tmp")
+        ]
+    except OSError:
+        return
+    for candidate in candidates:
+        tag = candidate.name[len(prefix) :].split(".")[0]
+        tag_host, _, pid = tag.partition("-")
+        try:
+            if tag_host == host and pid.isdigit():
+                stale = not _pid_alive(int(pid))
+            else:
+                stale = time.time() - candidate.stat().st_mtime > STALE_TEMP_S
+            if stale and candidate.is_file():
+                candidate.unlink()
+        except OSError:
+            continue
 
 
 def check_writable(path: str | Path, what: str = "output") -> None:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from saebench.io_utils import atomic_write
+from saebench.io_utils import atomic_write, clean_stale_temps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,6 +152,26 @@ def _describe(holder: dict | None) -> str:
     return f"pid {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
 
 
+def clean_stale(csv_path: str | Path) -> None:
+    """Remove what a writer killed mid-write left beside ``csv_path``: its temp files
+    (:func:`saebench.io_utils.clean_stale_temps`) and a holder sidecar naming a process of
+    this host that is gone, when the lock is free."""
+    clean_stale_temps(csv_path)
+    if not _holder_gone(read_holder(csv_path)):
+        return
+    lock = FileLock(str(lock_path(csv_path)))
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return
+    try:
+        if _holder_gone(read_holder(csv_path)):
+            with contextlib.suppress(OSError):
+                os.unlink(holder_path(csv_path))
+    finally:
+        lock.release()
+
+
 @contextlib.contextmanager
 def locked(csv_path: str | Path, timeout: float | None = None) -> Iterator[None]:
     """Hold ``<csv>.lock`` for the block; write the holder (pid, host, time) beside it.
@@ -221,6 +241,44 @@ def format_cell(value: object) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     return str(value)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def escape_formula(text: str) -> str:
+    """A cell as written to the CSV: text a spreadsheet would run as a formula (starting with
+    ``=``, ``+``, ``-``, ``@``, tab or CR, and not a number) gets a leading ``'``, as does text
+    that already starts with ``'`` before such a character or another ``'`` (so
+    :func:`unescape_formula` restores every cell exactly).
+
+    >>> [escape_formula(t) for t in ("=cmd|calc", "-0.5", "'=x", "'x", "END")]
+    ["'=cmd|calc", '-0.5', "''=x", "'x", 'END']
+    """
+    if text.startswith(_FORMULA_START) and not _is_number_text(text):
+        return "'" + text
+    if text.startswith("'") and text[1:2] and (text[1] == "'" or text[1] in _FORMULA_START[:6]):
+        return "'" + text
+    return text
+
+
+def unescape_formula(text: str) -> str:
+    """The cell :func:`escape_formula` wrote.
+
+    >>> [unescape_formula(escape_formula(t)) for t in ("=cmd|calc", "''=x", "'x", "+1")]
+    ['=cmd|calc', "''=x", "'x", '+1']
+    """
+    if text.startswith("'") and text[1:2] and (text[1] == "'" or text[1] in _FORMULA_START):
+        return text[1:]
+    return text
 
 
 def normalise_row(row: Mapping[str, object], path: str | Path = "<row>") -> dict[str, str]:
@@ -355,7 +413,7 @@ def parse_table(path: str | Path, data: bytes) -> tuple[list[str], list[dict[str
             raise LeaderboardError(
                 path, f"{len(record)} fields where the header has {len(header)}", start_line
             )
-        cells = dict(zip(header, record, strict=True))
+        cells = dict(zip(header, map(unescape_formula, record), strict=True))
         for column, value in cells.items():
             problem = _cell_problem(column, value)
             if problem:
@@ -398,6 +456,7 @@ def has_row(csv_path: str | Path, row: Mapping[str, object]) -> bool:
     decision ``saebench run --skip-existing`` and ``saebench sweep`` take before any work).
     Raises :class:`SettingsConflict` when the row exists with other settings, and
     :class:`LeaderboardError` when the file does not parse."""
+    clean_stale(csv_path)
     existing = find_row(csv_path, row)
     if existing is None:
         return False
@@ -442,7 +501,7 @@ def _write_atomically(csv_path: Path, header: list[str], rows: list[dict[str, st
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for cells in rows:
-        writer.writerow([cells.get(c, "") for c in header])
+        writer.writerow([escape_formula(cells.get(c, "")) for c in header])
     atomic_write(csv_path, buffer.getvalue())
 
 
