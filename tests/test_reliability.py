@@ -340,3 +340,208 @@ def test_3_6_a_damaged_cache_entry_is_refitted_with_a_warning(sae, tmp_path, dam
     assert "refitting" in caplog.text and "Traceback" not in second.output
     a, b = (json.loads((tmp_path / n).read_text())["metrics"] for n in ("a.json", "b.json"))
     assert a == b
+
+
+# 3/6. Settings: one validation for the CLI, sweep specs and the API -----------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "mention"),
+    [
+        (["--tau", "nan"], "--tau"),
+        (["--tau", "inf"], "--tau"),
+        (["--seed", "-1"], "--seed"),
+        (["--lock-timeout", "nan"], "--lock-timeout"),
+        (["--cache-budget", "nan"], "--cache-budget"),
+        (["--n-prompts", "abc"], "--n-prompts"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--k", "x"], "--k"),
+        (["--bogus"], "--bogus"),
+    ],
+)
+def test_6_bad_option_values_are_one_error_line_naming_the_option(sae, tmp_path, extra, mention):
+    before = snapshot(tmp_path)
+    fails_cleanly(["run", "--sae", str(sae), *SMALL, "--no-leaderboard", *extra], mention)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("line", "mention"),
+    [
+        ("tau = 2.0", "tau"),
+        ("tau = nan", "tau"),
+        ("position = 7", "position"),
+        ("batch_size = 0", "batch_size"),
+        ('lock_timeout = "soon"', "lock_timeout"),
+        ('seed = "x"', "seed"),
+        ("device = 5", "device"),
+        ("cache_budget_mb = -5", "cache_budget_mb"),
+        ('checkpoints = "yes"', "checkpoints"),
+        ('position = "NOWHERE"', "NOWHERE"),
+        ('task = "no-such-task"', "no-such-task"),
+    ],
+)
+def test_6_sweep_spec_values_of_the_wrong_type_or_range_fail_before_any_job(
+    sae, tmp_path, line, mention
+):
+    spec = spec_file(tmp_path / "s.toml", f"cache_dir = false\n{line}", [str(sae)])
+    before = snapshot(tmp_path)
+    fails_cleanly(["sweep", str(spec), "--quiet"], mention)
+    assert snapshot(tmp_path) == before
+
+
+def test_6_a_sweep_entry_name_of_the_wrong_type_is_refused(sae, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[sweep]\ncache_dir = false\n[[sae]]\npath = "{sae}"\nname = 5\n')
+    fails_cleanly(["sweep", str(spec), "--quiet"], "name")
+
+
+def test_5_a_binary_sweep_spec_is_one_error_line(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_bytes(bytes(range(256)) * 4)
+    fails_cleanly(["sweep", str(spec), "--quiet"], "not valid TOML")
+
+
+def test_6_the_api_names_a_bad_setting(sae):
+    from saebench.api import evaluate_sae
+
+    for kwargs, mention in (({"tau": float("nan")}, "tau="), ({"seed": -1}, "seed="),
+                            ({"ks": [0]}, "ks=")):
+        with pytest.raises(ValueError, match=mention):
+            evaluate_sae(str(sae), "random-gpt2", **kwargs)
+
+
+def test_6_the_api_refuses_a_nan_decoder_in_one_line(random_model, tmp_path):
+    import torch
+
+    from saebench.api import evaluate_sae
+    from saebench.sae_io import load_sae
+
+    inner = load_sae(str(write_sae(tmp_path / "inner")))
+
+    class NaNDecoder:
+        W_dec = inner.W_dec_FD.clone()
+        W_dec[0, 0] = torch.nan
+        cfg = {"hook_name": "blocks.1.hook_resid_pre"}
+
+        def encode(self, x):
+            return inner.encode(x)
+
+        def decode(self, f):
+            return f @ self.W_dec
+
+    with pytest.raises(ValueError, match="NaN/inf"):
+        evaluate_sae(NaNDecoder(), random_model, hook="blocks.1.hook_resid_pre",
+                     n_prompts=40, n_fit_prompts=300, ks=[1], cache_dir=None, progress=False)
+
+
+# 4. A hang: k beyond the width ------------------------------------------------------------
+
+
+def test_4_a_huge_k_is_capped_at_the_width_and_said_so(sae, tmp_path, caplog):
+    import json
+    import time
+
+    out = tmp_path / "run.json"
+    start = time.perf_counter()
+    result = CliRunner().invoke(
+        main, ["run", "--sae", str(sae), *SMALL[:4], "--k", "1,99999999999999999999999",
+               *SMALL[6:], "--no-leaderboard", "--json-out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - start < 120
+    assert "capped at k = 128" in caplog.text
+    metrics = json.loads(out.read_text())["metrics"]
+    assert metrics["edit_accuracy_io_k99999999999999999999999"] is not None
+
+
+def test_4_greedy_edits_beyond_the_width_equal_the_full_width_edit():
+    import torch
+
+    from saebench.control import greedy_edit
+
+    g = torch.Generator().manual_seed(0)
+    diff, delta, W = torch.randn(5, 4, generator=g), torch.randn(5, 6, generator=g), torch.randn(
+        6, 4, generator=g
+    )
+    out = greedy_edit(diff, delta, W, [6, 10**30])
+    assert torch.equal(out[6][0], out[10**30][0]) and torch.equal(out[6][1], out[10**30][1])
+
+
+# 5. Tracebacks and crashes ----------------------------------------------------------------
+
+
+def test_5_a_glob_over_a_symlink_loop_is_one_error_line(tmp_path):
+    (tmp_path / "d").mkdir()
+    os.symlink(tmp_path / "d" / "loop", tmp_path / "d" / "loop")
+    before = snapshot(tmp_path)
+    fails_cleanly(["run", "--sae", str(tmp_path / "d" / "*"), *SMALL, "--no-leaderboard"],
+                  "no SAE matches")
+    assert snapshot(tmp_path) == before
+
+
+def test_5_map_checks_out_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    before = snapshot(tmp_path)
+    fails_cleanly(["map", "--model", "tiny-ioi", "--out", str(tmp_path / "file" / "m")],
+                  "is a file")
+    assert snapshot(tmp_path) == before
+
+
+def test_5_map_keeps_its_map_when_the_late_write_fails(tmp_path, monkeypatch):
+    import saebench.causal_map
+
+    monkeypatch.setenv("SAEBENCH_CACHE", str(tmp_path / "cache"))
+
+    def refuse(frame, out_dir):
+        raise NotADirectoryError(20, "Not a directory", str(out_dir))
+
+    monkeypatch.setattr(saebench.causal_map, "write_map", refuse)
+    line = fails_cleanly(
+        ["map", "--model", "tiny-ioi", "--positions", "END", "--hooks", "resid",
+         "--n-prompts", "20", "--n-fit-prompts", "100", "--no-cache", "--quiet",
+         "--out", str(tmp_path / "m")],
+        "the map is saved in",
+    )
+    saved = Path(line.rsplit("saved in ", 1)[1])
+    assert saved.is_file() and "noint_accuracy" in saved.read_text()
+
+
+def test_5_threads_beyond_the_cores_are_capped(sae, tmp_path):
+    out = tmp_path / "run.json"
+    result = CliRunner().invoke(
+        main, ["run", "--sae", str(sae), *SMALL[:-2], "--threads", "100000",
+               "--no-leaderboard", "--json-out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+
+
+# 7. Smaller --------------------------------------------------------------------------------
+
+
+def test_7_stale_temp_and_holder_files_are_cleaned_and_formulas_escaped(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from saebench.io_utils import _writer_tag
+    from saebench.leaderboard.store import has_row, holder_path, read_leaderboard
+
+    csv = leaderboard_with_rows(tmp_path / "lb.csv", 1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = _writer_tag().split("-")[0]
+    stale = tmp_path / f".lb.csv.{host}-{dead}.abcd.tmp"
+    stale.write_text("partial")
+    holder_path(csv).write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(),
+                                            "since": "x"}))
+    has_row(csv, make_row(5))
+    assert not stale.exists() and not holder_path(csv).exists()
+
+    upsert_row(csv, make_row(2, sae_name="=cmd|calc", data_source="@SUM(1)"))
+    text = csv.read_text()
+    assert "'=cmd|calc" in text and "'@SUM(1)" in text
+    frame = read_leaderboard(csv)
+    assert "=cmd|calc" in set(frame["sae_name"]) and "@SUM(1)" in set(frame["data_source"])
