@@ -245,6 +245,14 @@ def main(verbose: bool) -> None:
 @click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP
 )
+@click.option(
+    "--max-memory",
+    "max_memory_mb",
+    type=float,
+    default=None,
+    help="Refuse, before its work, an SAE whose scoring is estimated to need more memory "
+    "(MB; it grows with prompts x latents). Default: 80% of the machine's memory.",
+)
 @click.option("--name", default=None, help="Display name of the SAE in the leaderboard.")
 @click.option(
     "--skip-existing/--no-skip-existing",

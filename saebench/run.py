@@ -49,6 +49,7 @@ from saebench.sae_io import hyperparameters
 from saebench.task import load_task, task_factory
 from saebench.validation.finite import check_codes, non_finite_metrics
 from saebench.validation.outputs import Planned, check_plan, fill_template
+from saebench.validation.resources import check_memory
 from saebench.validation.settings import RULES, check_settings
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ class RunConfig:
     computed with other settings (without it, that SAE fails before any work)."""
     lock_timeout: float | None = None
     """Seconds to wait for the leaderboard's lock (None: ``$SAEBENCH_LOCK_TIMEOUT`` or 30)."""
+    max_memory_mb: float | None = None
+    """Refuse, before its work, an SAE whose scoring is estimated to need more memory (MB;
+    None: 80% of the machine's, :mod:`saebench.validation.resources`)."""
 
 
 @dataclass
@@ -424,6 +428,14 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
         try:
             evaluate.check_width(job.dictionary, node, model)
             warn_k_beyond_width(job.dictionary, job.config.ks, job.config.sae)
+            if not isinstance(job.dictionary, str):
+                check_memory(
+                    job.config.n_prompts,
+                    job.dictionary.d_sae,
+                    job.dictionary.d_in,
+                    len(job.config.ks),
+                    job.config.max_memory_mb,
+                )
             ready.append(job)
         except Exception as err:
             _fail(outcomes[job.index], err)

@@ -15,7 +15,8 @@ lists naming the SAEs::
     ks = [1, 2, 4, 8, 16, 32]
     seed = 0
     # also: tau, batch_size, device, cache_dir (false: no cache), cache_budget_mb,
-    # checkpoints (score dictionary_learning checkpoints in folders), lock_timeout
+    # checkpoints (score dictionary_learning checkpoints in folders), lock_timeout,
+    # max_memory_mb (--max-memory)
 
     [[sae]]                            # one entry per path, folder, glob or release id
     path = "baselines/saes/tiny-ioi/L1-resid_pre-END/topk-*"
@@ -75,6 +76,7 @@ SWEEP_KEYS: dict[str, Any] = {
     "cache_budget_mb": DEFAULT_CACHE_BUDGET_MB,
     "checkpoints": False,
     "lock_timeout": None,
+    "max_memory_mb": None,
 }
 """The keys of ``[sweep]`` and their defaults (``cache_dir`` None: ``$SAEBENCH_CACHE`` or
 ``~/.cache/saebench``)."""
@@ -337,6 +339,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
                 skip_existing=True,
                 force=force,
                 lock_timeout=s["lock_timeout"],
+                max_memory_mb=s["max_memory_mb"],
             )
             try:
                 dictionary, model_name, processing, node = resolve(config)

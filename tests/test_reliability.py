@@ -545,3 +545,16 @@ def test_7_stale_temp_and_holder_files_are_cleaned_and_formulas_escaped(tmp_path
     assert "'=cmd|calc" in text and "'@SUM(1)" in text
     frame = read_leaderboard(csv)
     assert "=cmd|calc" in set(frame["sae_name"]) and "@SUM(1)" in set(frame["data_source"])
+
+
+def test_7_an_sae_above_the_memory_limit_is_refused_before_its_work(tmp_path):
+    big = write_sae(tmp_path / "big", f=4096)
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        ["run", "--sae", str(big), *SMALL, "--max-memory", "1", "--leaderboard", str(csv),
+         "--json-out", str(tmp_path / "runs" / "{sae}.json")],
+        "--max-memory",
+    )
+    assert snapshot(tmp_path) == before
+    fails_cleanly(["run", "--sae", str(big), *SMALL, "--max-memory", "nan"], "--max-memory")
