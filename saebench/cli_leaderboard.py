@@ -206,7 +206,13 @@ def _export_markdown(
     csv: str, markdown_file: str | None, readme_file: str | None, plots_dir: str | None
 ) -> None:
     from saebench.leaderboard.export import export_markdown, render_leaderboard_readme
+    from saebench.validation.outputs import check_distinct
 
+    outputs = {"--markdown": markdown_file, "--readme": readme_file}
+    try:
+        check_distinct({"leaderboard": csv}, {k: v for k, v in outputs.items() if v is not None})
+    except ValueError as err:
+        fail(str(err))
     frame = _load(csv)
     text = export_markdown(frame)
     if markdown_file is not None:

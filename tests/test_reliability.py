@@ -558,3 +558,11 @@ def test_7_an_sae_above_the_memory_limit_is_refused_before_its_work(tmp_path):
     )
     assert snapshot(tmp_path) == before
     fails_cleanly(["run", "--sae", str(big), *SMALL, "--max-memory", "nan"], "--max-memory")
+
+
+@pytest.mark.parametrize("option", ["--markdown", "--readme"])
+def test_1_a_leaderboard_export_over_its_own_csv_is_refused(tmp_path, option):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    fails_cleanly(["leaderboard", "export", str(csv), option, str(csv)], "refusing to overwrite")
+    assert snapshot(tmp_path) == before

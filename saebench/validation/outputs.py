@@ -230,3 +230,22 @@ def check_plan(planned: Sequence[Planned]) -> None:
                     "pass --no-leaderboard)"
                 )
             rows.setdefault(key, (item.source, item.owner))
+
+
+def check_distinct(inputs: Mapping[str, str], outputs: Mapping[str, str]) -> None:
+    """``ValueError`` when an output (description -> path) is the same file as an input or as
+    another output (a leaderboard's lock files count as the leaderboard)."""
+    from saebench.leaderboard.store import holder_path, lock_path
+
+    taken: dict[object, str] = {}
+    for what, path in inputs.items():
+        for variant in (path, str(lock_path(path)), str(holder_path(path))):
+            for key in _keys(variant):
+                taken.setdefault(key, f"{what} {path}")
+    for what, path in outputs.items():
+        keys = _keys(path)
+        clash = next((taken[k] for k in keys if k in taken), None)
+        if clash is not None:
+            raise ValueError(f"{what} {path} is the {clash}: refusing to overwrite it")
+        for key in keys:
+            taken[key] = f"{what} {path}"
