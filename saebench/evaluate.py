@@ -340,6 +340,42 @@ def prepare(
     )
 
 
+def aware_edited_activations(
+    dictionary,
+    acts_ND: Tensor,
+    acts_cf_ND: Tensor,
+    labels: dict[str, Tensor],
+    cf_labels: dict[str, Tensor],
+    attr: str,
+    n_values: int,
+    ks: tuple[int, ...] | list[int],
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """The interpretation-aware edit of ``attr`` (metrics.md §5) at every budget k ≥ 2:
+    k -> (a_edit [N, D], removed latents R [N, F]).
+
+    F1 ranks latents on the clean and the counterfactual prompts together (so every
+    counterfactual value v′ occurs); :func:`saebench.control.aware_edits` picks R and A among
+    the latents active on the clean and on the counterfactual prompt;
+    a_edit = a + (f′ − f) W_dec. Budget 1 allows no exchange and has no entry.
+    """
+    codes_NF = encode(dictionary, acts_ND, labels)
+    codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
+    is_active_NF = active(dictionary, acts_ND, labels)
+    is_active_cf_NF = active(dictionary, acts_cf_ND, cf_labels)
+    old_N, new_N = labels[attr], cf_labels[attr]
+    f1_FV = interpretability.predicate_f1(
+        torch.cat([is_active_NF, is_active_cf_NF]), torch.cat([old_N, new_N]), n_values
+    )[2]
+    edits = control.aware_edits(
+        codes_NF, codes_cf_NF, is_active_NF, is_active_cf_NF, f1_FV, old_N, new_N, list(ks)
+    )
+    W_dec_FD = dictionary.W_dec_FD.float()
+    return {
+        k: (acts_ND + (edit.codes_NF - codes_NF) @ W_dec_FD, edit.removed_NF)
+        for k, edit in edits.items()
+    }
+
+
 @torch.no_grad()
 def score(context: NodeContext, dictionary) -> EvalResult:
     """Score ``dictionary`` at the context's node: everything that depends on it (its codes,
@@ -392,29 +428,14 @@ def score(context: NodeContext, dictionary) -> EvalResult:
         metrics.update(shared.metrics)
         acc_noint = shared.metrics[f"noint_accuracy_{attr}"]
         acc_sup = shared.metrics[f"sup_edit_accuracy_{attr}"]
-        old_N, new_N = labels[attr], cf_labels[attr]
+        old_N = labels[attr]
 
         codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
         greedy = control.greedy_edit(
             acts_cf_ND - acts_ND, codes_cf_NF - codes_NF, W_dec_FD, list(settings.ks)
         )
-        # F1 for ranking latents: clean and counterfactual prompts together, so every
-        # counterfactual value v' occurs in the predicate's prompts
-        is_active_cf_NF = active(dictionary, acts_cf_ND, cf_labels)
-        f1_FV = interpretability.predicate_f1(
-            torch.cat([is_active_NF, is_active_cf_NF]),
-            torch.cat([old_N, new_N]),
-            n_values,
-        )[2]
-        aware = control.aware_edits(
-            codes_NF,
-            codes_cf_NF,
-            is_active_NF,
-            is_active_cf_NF,
-            f1_FV,
-            old_N,
-            new_N,
-            list(settings.ks),
+        aware = aware_edited_activations(
+            dictionary, acts_ND, acts_cf_ND, labels, cf_labels, attr, n_values, settings.ks
         )
         for k in settings.ks:
             shift_ND, chosen_NF = greedy[k]
@@ -434,12 +455,12 @@ def score(context: NodeContext, dictionary) -> EvalResult:
                 for name in ("accuracy", "magnitude", "distance"):
                     metrics[f"aware_edit_{name}_{attr}_k{k}"] = float("nan")
                 continue
-            aware_ND = acts_ND + (aware[k].codes_NF - codes_NF) @ W_dec_FD
+            aware_ND, removed_NF = aware[k]
             metrics[f"aware_edit_accuracy_{attr}_k{k}"] = control.agreement(
                 runner.patched(aware_ND).argmax_N, target_N
             )
             metrics[f"aware_edit_magnitude_{attr}_k{k}"] = control.removed_magnitude(
-                weights_NF, aware[k].removed_NF
+                weights_NF, removed_NF
             )
             metrics[f"aware_edit_distance_{attr}_k{k}"] = control.edit_distance(
                 aware_ND, acts_cf_ND
