@@ -264,7 +264,7 @@ def edit_distance(edit_ND: Tensor, acts_cf_ND: Tensor) -> float:
     """Mean over prompts of ‖a_edit − a_cf‖₂ (float64): how close an edit lands to the
     counterfactual activation (the paper's ``get_activation_distance(method='l2')``).
 
-    >>> edit_distance(torch.tensor([[3.0, 4.0], [1.0, 1.0]]), torch.zeros(2, 2))
+    >>> edit_distance(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.zeros(2, 2))  # (5 + 1) / 2
     3.0
     """
     return (edit_ND.double() - acts_cf_ND.double()).norm(dim=1).mean().item()
@@ -281,7 +281,17 @@ def agreement(pred_N: Tensor, target_N: Tensor) -> float:
     return int((pred_N == target_N).sum().item()) / n if n else float("nan")
 
 
-def normalised_edit_score(acc: float, acc_noint: float, acc_sup: float) -> float:
-    """(acc − acc_noint) ÷ (acc_sup − acc_noint); NaN when the supervised edit is no better."""
+def normalised_edit_score(
+    acc: float, acc_noint: float, acc_sup: float, clip: tuple[float, float] | None = None
+) -> float:
+    """(acc − acc_noint) ÷ (acc_sup − acc_noint); NaN when the supervised edit is no better;
+    clipped to ``clip`` (the paper protocol's [0, 2]) when given.
+
+    >>> normalised_edit_score(0.1, 0.5, 0.9), normalised_edit_score(0.1, 0.5, 0.9, (0.0, 2.0))
+    (-1.0, 0.0)
+    """
     denom = acc_sup - acc_noint
-    return (acc - acc_noint) / denom if abs(denom) > 1e-12 else float("nan")
+    score = (acc - acc_noint) / denom if abs(denom) > 1e-12 else float("nan")
+    if clip is not None and score == score:
+        score = min(max(score, clip[0]), clip[1])
+    return score

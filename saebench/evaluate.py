@@ -87,6 +87,12 @@ class EvalSettings:
     batches past it resume the whole sequence (see :mod:`saebench.runner`)."""
     prefix_cache: bool = True
     """Recompute only positions p..END per intervention (False: resume the whole sequence)."""
+    fit_split: str = "test"
+    """Split the supervised fitting prompts come from (the paper protocol: ``"all"``, every
+    name, for tasks that have that split)."""
+    clip_score: tuple[float, float] | None = None
+    """Clip the normalised edit score to this range (the paper protocol: [0, 2]); None: no
+    clipping."""
 
 
 @dataclass
@@ -127,11 +133,13 @@ def fit_supervised(
         "fit_seed": fit_seed,
         "format": 1,
     }
+    if settings.fit_split != "test":  # (keeps the cache keys of the default fits)
+        description["fit_split"] = settings.fit_split
     state: dict[str, Any] = {}
 
     def fit_data():
         if not state:
-            prompts = task.prompts("test", settings.n_fit_prompts, fit_seed)
+            prompts = task.prompts(settings.fit_split, settings.n_fit_prompts, fit_seed)
             state["acts"] = runner.activations(prompts, desc="fit activations").float().cpu()
             state["labels"] = {a: prompts.attributes[a].cpu() for a in task.attributes}
         return state["acts"], state["labels"]
@@ -449,7 +457,7 @@ def score(context: NodeContext, dictionary) -> EvalResult:
                 acts_ND + shift_ND, acts_cf_ND
             )
             metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
-                acc, acc_noint, acc_sup
+                acc, acc_noint, acc_sup, clip=settings.clip_score
             )
             if k not in aware:  # k = 1: no exchange fits the budget (metrics.md §5)
                 for name in ("accuracy", "magnitude", "distance"):

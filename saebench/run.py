@@ -30,6 +30,11 @@ from saebench.defaults import (
     DEFAULT_LEADERBOARD,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
+    PAPER_FIT_SPLIT,
+    PAPER_SCORE_CLIP,
+    PAPER_TASK_OPTIONS,
+    PAPER_VERSION_SUFFIX,
+    PROTOCOLS,
 )
 from saebench.discover import load as load_sae
 from saebench.evaluate import (
@@ -94,6 +99,27 @@ class RunConfig:
     computed with other settings (without it, that SAE fails before any work)."""
     lock_timeout: float | None = None
     """Seconds to wait for the leaderboard's lock (None: ``$SAEBENCH_LOCK_TIMEOUT`` or 30)."""
+    protocol: str = "saebench"
+    """``saebench`` (the defaults) or ``paper`` (docs/metrics.md §10): fit over all names,
+    counterfactual names from the other vocabulary half, the normalised score clipped to
+    [0, 2]. Prompt counts and ks are the config's own: :func:`saebench.defaults.paper_preset`
+    fills them."""
+
+
+def check_protocol(protocol: str, task: str) -> None:
+    """``ValueError`` unless ``protocol`` is known and defined for ``task``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "paper" and task not in PAPER_TASK_OPTIONS:
+        raise ValueError(
+            f"--protocol paper is defined for the task(s) {', '.join(PAPER_TASK_OPTIONS)} "
+            f"(the paper's), not {task!r}"
+        )
+
+
+def task_options(config: RunConfig) -> dict[str, Any]:
+    """Options the task plugin is loaded with: the paper protocol's for its task, else none."""
+    return dict(PAPER_TASK_OPTIONS.get(config.task, {})) if config.protocol == "paper" else {}
 
 
 @dataclass
@@ -242,7 +268,8 @@ def identity_of(
         "seed": config.seed,
         "ks": format_ks(config.ks),
         "tau": float(config.tau),
-        "task_version": task_version(config.task),
+        "task_version": task_version(config.task)
+        + (PAPER_VERSION_SUFFIX if config.protocol == "paper" else ""),
     }
 
 
@@ -258,6 +285,8 @@ def settings_of(config: RunConfig) -> EvalSettings:
         cache_dir=config.cache_dir,
         progress=config.progress,
         cache_budget_mb=config.cache_budget_mb,
+        fit_split=PAPER_FIT_SPLIT if config.protocol == "paper" else "test",
+        clip_score=PAPER_SCORE_CLIP if config.protocol == "paper" else None,
     )
 
 
@@ -308,6 +337,7 @@ def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
     """
     for config in configs:
         check_templates(config)
+        check_protocol(config.protocol, config.task)
     outcomes = [Outcome(config) for config in configs]
     jobs: list[_Job] = []
     for index, config in enumerate(configs):
@@ -410,7 +440,9 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
             if isinstance(first.dictionary, str)
             else first.dictionary.meta.prepend_bos
         )
-        task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
+        task = load_task(
+            config.task, tokenizer=tokenizer_of(model), prepend_bos=bos, **task_options(config)
+        )
         node.check(model)
     except Exception as err:  # the model, task or node: every SAE of the group fails
         for job in members:

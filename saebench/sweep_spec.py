@@ -14,6 +14,8 @@ lists naming the SAEs::
     n_fit_prompts = 10000
     ks = [1, 2, 4, 8, 16, 32]
     seed = 0
+    protocol = "saebench"              # "paper": docs/metrics.md §10 (fills n_prompts,
+                                       # n_fit_prompts, ks where the spec does not set them)
     # also: tau, batch_size, device, cache_dir (false: no cache), cache_budget_mb,
     # checkpoints (score dictionary_learning checkpoints in folders), lock_timeout
 
@@ -55,6 +57,8 @@ from saebench.defaults import (
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
     MAX_N_PROMPTS,
+    PROTOCOLS,
+    paper_preset,
 )
 
 SWEEP_KEYS: dict[str, Any] = {
@@ -74,6 +78,7 @@ SWEEP_KEYS: dict[str, Any] = {
     "cache_budget_mb": DEFAULT_CACHE_BUDGET_MB,
     "checkpoints": False,
     "lock_timeout": None,
+    "protocol": "saebench",
 }
 """The keys of ``[sweep]`` and their defaults (``cache_dir`` None: ``$SAEBENCH_CACHE`` or
 ``~/.cache/saebench``)."""
@@ -195,6 +200,13 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> SweepSpec:
             f"unknown [sweep] key(s) {', '.join(sorted(unknown))} (known: {', '.join(SWEEP_KEYS)})"
         )
     settings = {**SWEEP_KEYS, **table}
+    if settings["protocol"] not in PROTOCOLS:
+        raise bad(f"[sweep] protocol must be one of {', '.join(PROTOCOLS)}")
+    if settings["protocol"] == "paper":
+        preset = paper_preset(
+            {k: table[k] for k in ("n_prompts", "n_fit_prompts", "ks") if k in table}
+        )
+        settings.update(preset, ks=list(preset["ks"]))
     for key in ("leaderboard", "json_out", "cache_dir"):
         if settings[key] is False:
             settings[key] = None if key != "cache_dir" else False
@@ -324,6 +336,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
                 skip_existing=True,
                 force=force,
                 lock_timeout=s["lock_timeout"],
+                protocol=s["protocol"],
             )
             try:
                 dictionary, model_name, processing, node = resolve(config)
