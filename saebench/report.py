@@ -207,7 +207,7 @@ def render(
     >>> metrics = {"noint_accuracy_pos": 1.0, "edit_accuracy_pos_k1": 1.0}
     >>> lines = render(metrics, ["pos"], [1], "demo").splitlines()
     >>> print(next(line for line in lines if line.startswith("edit_accuracy_pos")))
-    edit_accuracy_pos_k{K}        1.000    n/c    n/c   agnostic (greedy)
+    edit_accuracy_pos_k{K}           1.000    n/c    n/c   agnostic (greedy)
     """
     from saebench.leaderboard.table import NOT_CAUSAL_NOINT
 
