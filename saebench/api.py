@@ -37,6 +37,9 @@ from saebench.defaults import (
     DEFAULT_KS,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
+    PAPER_FIT_SPLIT,
+    PAPER_SCORE_CLIP,
+    paper_preset,
 )
 from saebench.evaluate import EvalResult, EvalSettings
 from saebench.model import effective_processing, load_model, tokenizer_of
@@ -45,12 +48,14 @@ from saebench.run import (
     DEFAULT_MODEL,
     RunConfig,
     RunRecord,
+    check_protocol,
     checked_score,
     git_commit,
     identity_of,
     leaderboard_row,
     library_versions,
     output_paths,
+    task_options,
     trained_elsewhere,
     warn_k_beyond_width,
     write_outputs,
@@ -159,6 +164,7 @@ def evaluate_sae(
     leaderboard: str | Path | None = None,
     json_out: str | Path | None = None,
     force: bool = False,
+    protocol: str = "saebench",
 ) -> SAEResult:
     """Score one SAE on ``task`` at its node of ``model``; see :func:`evaluate_saes`."""
     return evaluate_saes(
@@ -182,6 +188,7 @@ def evaluate_sae(
         leaderboard=leaderboard,
         json_out=json_out,
         force=force,
+        protocol=protocol,
     )[0]
 
 
@@ -207,6 +214,7 @@ def evaluate_saes(
     leaderboard: str | Path | None = None,
     json_out: str | Path | None = None,
     force: bool = False,
+    protocol: str = "saebench",
 ) -> list[SAEResult]:
     """Score every SAE in ``saes``; results in the same order.
 
@@ -229,6 +237,8 @@ def evaluate_saes(
     loaded (default cpu; a model object stays where it is). Settings as ``saebench run``:
     ``n_prompts`` evaluation prompts, ``n_fit_prompts`` for the supervised fit, edit sizes
     ``ks``, F1 threshold ``tau``; ``cache_dir=None`` disables the supervised cache.
+    ``protocol="paper"`` is ``saebench run --protocol paper`` (docs/metrics.md §10): the
+    paper's prompt counts and ``ks`` replace those left at their defaults here.
 
     ``names`` name the SAEs in the identity (``sae_name``). ``leaderboard`` (a CSV) and
     ``json_out`` (one JSON per SAE) are written only when given; both may use ``{model}``,
@@ -258,6 +268,13 @@ def evaluate_saes(
     saes = list(saes)
     if names is not None and len(names) != len(saes):
         raise ValueError(f"{len(names)} names for {len(saes)} SAEs")
+    check_protocol(protocol, task)
+    if protocol == "paper":
+        given = {"n_prompts": n_prompts, "n_fit_prompts": n_fit_prompts, "ks": tuple(ks)}
+        defaults = {"n_prompts": DEFAULT_N_PROMPTS, "n_fit_prompts": DEFAULT_N_FIT_PROMPTS}
+        defaults["ks"] = tuple(DEFAULT_KS)
+        preset = paper_preset({k: v for k, v in given.items() if v != defaults[k]})
+        n_prompts, n_fit_prompts, ks = preset["n_prompts"], preset["n_fit_prompts"], preset["ks"]
     settings = EvalSettings(
         n_prompts=n_prompts,
         n_fit_prompts=n_fit_prompts,
@@ -268,6 +285,8 @@ def evaluate_saes(
         cache_dir=default_cache_dir() if cache_dir is DEFAULT_CACHE_DIR else _path(cache_dir),
         progress=progress,
         cache_budget_mb=cache_budget_mb,
+        fit_split=PAPER_FIT_SPLIT if protocol == "paper" else "test",
+        clip_score=PAPER_SCORE_CLIP if protocol == "paper" else None,
     )
     if model is not None and not isinstance(model, str):
         _check_model_object(model, device)
@@ -302,6 +321,7 @@ def evaluate_saes(
             leaderboard=None if leaderboard is None else str(leaderboard),
             json_out=None if json_out is None else str(json_out),
             force=force,
+            protocol=protocol,
             cache_dir=settings.cache_dir,
             progress=progress,
             cache_budget_mb=cache_budget_mb,
@@ -341,7 +361,12 @@ def evaluate_saes(
             )
             evaluate.check_width(jobs[i].scorable, first.node, lm)
             warn_k_beyond_width(jobs[i].scorable, tuple(ks), jobs[i].config.sae)
-        lm_task = load_task(task, tokenizer=tokenizer_of(lm), prepend_bos=first.meta.prepend_bos)
+        lm_task = load_task(
+            task,
+            tokenizer=tokenizer_of(lm),
+            prepend_bos=first.meta.prepend_bos,
+            **task_options(first.config),
+        )
         start = time.perf_counter()
         context = evaluate.prepare(lm, lm_task, first.node, settings, first.model_name)
         shared_s = time.perf_counter() - start

@@ -7,6 +7,10 @@ All are computed on the task distribution at the node (evaluation prompts):
 - ``fvu`` = Σ_p ‖a(p) − â(p)‖² ÷ Σ_p ‖a(p) − ā_eval‖² (fraction of variance unexplained).
 - ``dead_fraction`` = fraction of latents active on no evaluation prompt.
 - ``sufficiency`` = mean_p LD(a → â) ÷ mean_p LD_clean (1 is best).
+- ``logit_diff_recovered_vs_meanabl`` = |LD(a → â) − LD_meanabl| ÷ |LD_clean − LD_meanabl|,
+  each LD a mean over prompts: the share of the mean-ablation gap the reconstruction
+  recovers (1 is best; the paper's ``training.get_logitdiff_loss``). Unlike
+  ``sufficiency``, it is not near 1 merely because mean ablation barely moves the LD.
 - ``necessity`` = 1 − |LD_meanabl − LD(a → ā + (a − â))| ÷ |LD_meanabl − LD_clean|, each LD a
   mean over prompts, LD_meanabl with a replaced by ā (the fitting prompts' mean); 1 is best:
   removing â hurts as much as mean ablation.
@@ -17,6 +21,9 @@ All are computed on the task distribution at the node (evaluation prompts):
 >>> necessity(ld_meanabl_N=torch.tensor([0.0]), ld_removed_N=torch.tensor([1.0]),
 ...           ld_clean_N=torch.tensor([4.0]))
 0.75
+>>> logit_diff_recovered_vs_meanabl(ld_recon_N=torch.tensor([3.0]),
+...     ld_meanabl_N=torch.tensor([1.0]), ld_clean_N=torch.tensor([5.0]))
+0.5
 """
 
 from __future__ import annotations
@@ -44,6 +51,16 @@ def dead_fraction(active_NF: Tensor) -> float:
 def sufficiency(ld_recon_N: Tensor, ld_clean_N: Tensor) -> float:
     """mean LD with a replaced by â ÷ mean clean LD."""
     return (ld_recon_N.double().mean() / ld_clean_N.double().mean()).item()
+
+
+def logit_diff_recovered_vs_meanabl(
+    ld_recon_N: Tensor, ld_meanabl_N: Tensor, ld_clean_N: Tensor
+) -> float:
+    """|LD(a → â) − LD_meanabl| ÷ |LD_clean − LD_meanabl| (means over prompts, float64)."""
+    recon = ld_recon_N.double().mean()
+    meanabl = ld_meanabl_N.double().mean()
+    clean = ld_clean_N.double().mean()
+    return ((recon - meanabl).abs() / (clean - meanabl).abs()).item()
 
 
 def necessity(ld_meanabl_N: Tensor, ld_removed_N: Tensor, ld_clean_N: Tensor) -> float:

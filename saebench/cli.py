@@ -25,6 +25,9 @@ from saebench.defaults import (
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
     MAX_N_PROMPTS,
+    PAPER_TASK_OPTIONS,
+    PROTOCOLS,
+    paper_preset,
 )
 from saebench.validation.settings import SettingsError, check_settings
 
@@ -180,7 +183,18 @@ def main(verbose: bool) -> None:
     default=",".join(map(str, DEFAULT_KS)),
     show_default=True,
     callback=_parse_ks,
-    help="Numbers of latents an SAE edit may use.",
+    help="Edit budgets: numbers of latents an SAE edit may change (the aware edit exchanges "
+    "K//2 out, K//2 in; docs/metrics.md §5).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default="saebench",
+    show_default=True,
+    help="paper: Makelov et al.'s evaluation (docs/metrics.md §10): 5,000 prompts whose "
+    "counterfactual names come from the other vocabulary half, supervised dictionaries fitted "
+    "on 20,000 prompts over all names, k = 2, the normalised score clipped to [0, 2]; "
+    "--n-prompts, --n-fit-prompts and --k given explicitly still win. IOI only.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for prompts.")
 @click.option(
@@ -284,6 +298,18 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
     (bad options) or its only SAE failed.
     """
     _check_early({**options, "threads": threads})
+    if options["protocol"] == "paper":
+        from click.core import ParameterSource
+
+        if options["task"] not in PAPER_TASK_OPTIONS:
+            fail(f"--protocol paper is defined for the task(s) {', '.join(PAPER_TASK_OPTIONS)}")
+        ctx = click.get_current_context()
+        given = {
+            key: options[key]
+            for key in ("n_prompts", "n_fit_prompts", "ks")
+            if ctx.get_parameter_source(key) is not ParameterSource.DEFAULT
+        }
+        options.update(paper_preset(given))
     from saebench.discover import expand
     from saebench.io_utils import default_cache_dir
     from saebench.run import Outcome, RunConfig, run_outcomes

@@ -54,6 +54,13 @@ def leaderboard() -> None:
     help="Columns to show (comma-separated or repeated; shell patterns like 'edit_*_k4').",
 )
 @click.option("--plain", is_flag=True, help="Plain aligned text even on a terminal.")
+@click.option(
+    "--best-per-k",
+    is_flag=True,
+    help="The paper's selection: per node, attribute, k and edit kind (greedy, aware), the SAE "
+    "of each family (architecture, data source) whose edit lands closest in L2 to the "
+    "counterfactual activation (edit_distance / aware_edit_distance columns).",
+)
 def show(
     csv: str,
     sort_column: str | None,
@@ -61,6 +68,7 @@ def show(
     filter_expr: str | None,
     columns: tuple[str, ...],
     plain: bool,
+    best_per_k: bool,
 ) -> None:
     """Print the leaderboard as a table, each SAE metric beside its supervised reference.
 
@@ -80,6 +88,21 @@ def show(
     )
 
     frame = _load(csv)
+    if best_per_k:
+        from saebench.leaderboard.selection import best_per_k as select
+        from saebench.leaderboard.selection import render_selection
+
+        if sort_column or columns:
+            raise click.UsageError("--best-per-k has its own columns and order")
+        try:
+            frame = filter_rows(frame, filter_expr)
+        except TableError as err:
+            fail(str(err))
+        selection = select(frame)
+        if selection.empty:
+            fail(f"{csv}: no rows with edit distances (re-score them with this saebench)")
+        click.echo(render_selection(selection), nl=False)
+        return
     try:
         frame = filter_rows(frame, filter_expr)
         frame = sort_rows(frame, sort_column, descending=desc)

@@ -9,17 +9,34 @@ prompts whose argmax under the edit equals y_gt; the **normalised score** is
   offers c_j = (f_j(a_cf) − f_j(a)) d_j; take k steps, each adding the unused c_j that brings
   the running sum closest (L2) to diff; a_edit = a + Σ chosen c_j. A latent with f_j(a_cf) =
   f_j(a) offers c_j = 0, so when no change helps the greedy step "adds nothing".
-- **Interpretation-aware edit** (:func:`aware_edit`): with F1 scores of each latent for each
-  value, zero the top-k *active* latents for the clean value v and set the top-k latents for
-  the counterfactual value v′ to their counterfactual coefficients f_j(a_cf) (only latents
-  with F1 > 0 are used; ties in F1 go to the lower latent index); a_edit = a + Σ_j (f′_j − f_j) d_j.
+- **Budget k** (one convention for both edits): k is the number of latents an edit may
+  change. The greedy edit takes k steps; the aware edit exchanges n = ⌊k/2⌋ latents (removes
+  up to n, adds up to n), as the paper files its aware edit under ``2*num_exchange``
+  (``amakelov/sae`` ``collect_results.ipynb``). k = 2 is the paper's headline budget; an odd
+  k leaves one latent of its budget unused; k = 1 allows no exchange, so the aware metrics at
+  k = 1 are NaN (:func:`aware_exchanges`).
+- **Interpretation-aware edit** (:func:`aware_edit`), the paper's
+  ``sae_interventions.get_edit_using_f1_scores`` ("version 1"): with F1 scores of each latent
+  for each value, the removed set R is the top-n latents by F1 for the clean value v among
+  those *active on the clean prompt*, the added set A the top-n latents by F1 for v′ among
+  those *active on the counterfactual prompt* (only latents with F1 > 0; ties in F1 go to the
+  lower latent index; fewer than n candidates: all of them, so the edit changes fewer
+  latents). a_edit = a − Σ_{j∈R} f_j(a) d_j + Σ_{j∈A} f_j(a_cf) d_j, i.e. codes
+  f′_j = f_j·[j ∉ R] + f_j(a_cf)·[j ∈ A].
 - **Edit magnitude** (:func:`edit_weights`): with â − b_dec = Σ_i f_i d_i,
   weight(i) = (f_i d_i)ᵀ(â − b_dec) ÷ ‖â − b_dec‖²; an edit's magnitude is the summed weight
-  of the latents it removes: those active in the clean codes whose coefficient the edit
-  changes. Supervised analogue: weight(u_{i,v}) = u_{i,v}ᵀ r ÷ ‖r‖² with r = â − ā.
+  of the latents it removes: for the greedy edit those active in the clean codes whose
+  coefficient the edit changes (:func:`edit_magnitude`), for the aware edit the set R
+  (:func:`removed_magnitude`, the paper's ``compute_removed_weight(features_removed)``).
+  Supervised analogue: weight(u_{i,v}) = u_{i,v}ᵀ r ÷ ‖r‖² with r = â − ā.
+- **Edit distance** (:func:`edit_distance`): mean over prompts of ‖a_edit − a_cf‖₂, the
+  paper's ``get_activation_distance(method='l2')``, by which it picks one SAE of a sweep per
+  (node, attribute, k).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -138,59 +155,92 @@ def _greedy_chunk(
     return out
 
 
+def aware_exchanges(k: int) -> int:
+    """Latents the aware edit removes (and adds) at budget k: n = ⌊k/2⌋ (metrics.md §5).
+
+    >>> [aware_exchanges(k) for k in (1, 2, 3, 4, 32)]
+    [0, 1, 1, 2, 16]
+    """
+    return k // 2
+
+
+@dataclass
+class AwareEdit:
+    """One aware edit per prompt: the edited codes f′ [N, F] and the removed set R [N, F]."""
+
+    codes_NF: Tensor
+    removed_NF: Tensor
+
+
 def aware_edit(
     codes_NF: Tensor,
     codes_cf_NF: Tensor,
+    active_NF: Tensor,
+    active_cf_NF: Tensor,
     f1_FV: Tensor,
     value_N: Tensor,
     value_cf_N: Tensor,
     k: int,
-) -> Tensor:
-    """Edited codes f′: zero the top-k active latents for v, set the top-k for v′ to f(a_cf)."""
-    return aware_edits(codes_NF, codes_cf_NF, f1_FV, value_N, value_cf_N, [k])[k]
+) -> AwareEdit:
+    """The aware edit at budget ``k`` (k ≥ 2): remove the top-⌊k/2⌋ latents for v active on
+    the clean prompt, add the top-⌊k/2⌋ latents for v′ active on the counterfactual prompt."""
+    args = (codes_NF, codes_cf_NF, active_NF, active_cf_NF, f1_FV, value_N, value_cf_N)
+    return aware_edits(*args, [k])[k]
 
 
 def aware_edits(
     codes_NF: Tensor,
     codes_cf_NF: Tensor,
+    active_NF: Tensor,
+    active_cf_NF: Tensor,
     f1_FV: Tensor,
     value_N: Tensor,
     value_cf_N: Tensor,
     ks: list[int],
-) -> dict[int, Tensor]:
-    """:func:`aware_edit` for every k in ``ks``, ranking the latents' F1 scores once.
+) -> dict[int, AwareEdit]:
+    """:func:`aware_edit` for every k in ``ks`` with k ≥ 2 (k = 1 allows no exchange and has
+    no entry), ranking the latents' F1 scores once.
 
-    Prompt p's clean ranking is F1(j, v_p) over its active latents (0 elsewhere), its
-    counterfactual ranking F1(j, v′_p) over all latents; each k takes the top k of each
-    (only scores > 0) and returns f′ [N, F]. Ties in F1 (common: F1 is a ratio of small
+    Prompt p's removal ranking is F1(j, v_p) over the latents active on it, its addition
+    ranking F1(j, v′_p) over the latents active on its counterfactual (0 elsewhere); n = ⌊k/2⌋
+    takes the top n of each with score > 0. Ties in F1 (common: F1 is a ratio of small
     counts) go to the lower latent index, as in
-    :func:`saebench.interpretability.rank_latents_for_value`: a stable descending sort.
+    :func:`saebench.interpretability.rank_latents_for_value`: a stable descending sort. The
+    edited codes are f′_j = f_j·[j ∉ R] + f_j(a_cf)·[j ∈ A] (a − Σ_R f_j d_j + Σ_A f_j(a_cf) d_j,
+    the paper's ``get_edit_using_f1_scores``).
 
-    >>> f1_FV = torch.tensor([[0.5, 0.0], [0.5, 0.0], [0.0, 0.9], [0.0, 0.9]])
-    >>> codes, codes_cf = torch.tensor([[1.0, 1.0, 0, 0]]), torch.tensor([[0, 0, 2.0, 3.0]])
-    >>> aware_edits(codes, codes_cf, f1_FV, torch.tensor([0]), torch.tensor([1]), [1])[1]
-    tensor([[0., 1., 2., 0.]])
+    Latents 0, 1 stand for v; 2, 3 for v′, but latent 2 is inactive on the counterfactual, so
+    the edit adds latent 3 (ranking every latent would add latent 2 with code 0):
+
+    >>> f1_FV = torch.tensor([[0.5, 0.0], [0.4, 0.0], [0.0, 0.9], [0.0, 0.8]])
+    >>> codes, codes_cf = torch.tensor([[1.0, 1.0, 0, 0]]), torch.tensor([[0, 0, 0, 3.0]])
+    >>> edit = aware_edits(codes, codes_cf, codes > 0, codes_cf > 0, f1_FV,
+    ...                    torch.tensor([0]), torch.tensor([1]), [1, 2])
+    >>> sorted(edit), edit[2].codes_NF, edit[2].removed_NF
+    ([2], tensor([[0., 1., 0., 3.]]), tensor([[ True, False, False, False]]))
     """
-    rows = torch.arange(codes_NF.shape[0], device=codes_NF.device)[:, None]
-    score_clean_NF = f1_FV[:, value_N].T.masked_fill(codes_NF <= 0, 0.0)
-    score_cf_NF = f1_FV[:, value_cf_N].T
-    k_max = min(max(ks), codes_NF.shape[1])
+    n, f = codes_NF.shape
+    rows_N1 = torch.arange(n, device=codes_NF.device)[:, None]
+    score_clean_NF = f1_FV[:, value_N].T.masked_fill(~active_NF.bool(), 0.0)
+    score_cf_NF = f1_FV[:, value_cf_N].T.masked_fill(~active_cf_NF.bool(), 0.0)
     sorted_clean_NF, order_clean_NF = score_clean_NF.sort(dim=1, descending=True, stable=True)
     sorted_cf_NF, order_cf_NF = score_cf_NF.sort(dim=1, descending=True, stable=True)
-    zeros_NF = torch.zeros_like(codes_NF)
     out = {}
     for k in ks:
-        k_eff = min(k, k_max)
-        top_clean, remove_NK = sorted_clean_NF[:, :k_eff], order_clean_NF[:, :k_eff]
-        top_cf, add_NK = sorted_cf_NF[:, :k_eff], order_cf_NF[:, :k_eff]
-        new_NF = codes_NF.clone()
-        remove_NK = torch.where(top_clean > 0, remove_NK, -1)
-        add_NK = torch.where(top_cf > 0, add_NK, -1)
-        for idx_NK, source_NF in ((remove_NK, zeros_NF), (add_NK, codes_cf_NF)):
-            mask = idx_NK >= 0
-            r, c = rows.expand_as(idx_NK)[mask], idx_NK[mask]
-            new_NF[r, c] = source_NF[r, c]
-        out[k] = new_NF
+        n_ex = min(aware_exchanges(k), f)
+        if n_ex == 0:
+            continue
+        removed_NF = torch.zeros(n, f, dtype=torch.bool, device=codes_NF.device)
+        added_NF = torch.zeros_like(removed_NF)
+        for sorted_NF, order_NF, mask_NF in (
+            (sorted_clean_NF, order_clean_NF, removed_NF),
+            (sorted_cf_NF, order_cf_NF, added_NF),
+        ):
+            take_NK = sorted_NF[:, :n_ex] > 0
+            idx_NK = order_NF[:, :n_ex]
+            mask_NF[rows_N1.expand_as(idx_NK)[take_NK], idx_NK[take_NK]] = True
+        new_NF = codes_NF.masked_fill(removed_NF, 0.0) + codes_cf_NF * added_NF
+        out[k] = AwareEdit(codes_NF=new_NF, removed_NF=removed_NF)
     return out
 
 
@@ -207,6 +257,22 @@ def edit_magnitude(weights_NF: Tensor, codes_NF: Tensor, new_codes_NF: Tensor) -
     return (weights_NF * removed_NF).sum(1).mean().item()
 
 
+def removed_magnitude(weights_NF: Tensor, removed_NF: Tensor) -> float:
+    """Mean over prompts of the summed weight of the removed latents R [N, F] (the aware edit's
+    magnitude; the paper's ``compute_removed_weight(features_removed)``)."""
+    return (weights_NF * removed_NF).sum(1).mean().item()
+
+
+def edit_distance(edit_ND: Tensor, acts_cf_ND: Tensor) -> float:
+    """Mean over prompts of ‖a_edit − a_cf‖₂ (float64): how close an edit lands to the
+    counterfactual activation (the paper's ``get_activation_distance(method='l2')``).
+
+    >>> edit_distance(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.zeros(2, 2))  # (5 + 1) / 2
+    3.0
+    """
+    return (edit_ND.double() - acts_cf_ND.double()).norm(dim=1).mean().item()
+
+
 def agreement(pred_N: Tensor, target_N: Tensor) -> float:
     """Fraction of prompts whose prediction equals the target token: exactly k / N as a
     Python float (counted, not averaged in float32); NaN for no prompts.
@@ -218,7 +284,17 @@ def agreement(pred_N: Tensor, target_N: Tensor) -> float:
     return int((pred_N == target_N).sum().item()) / n if n else float("nan")
 
 
-def normalised_edit_score(acc: float, acc_noint: float, acc_sup: float) -> float:
-    """(acc − acc_noint) ÷ (acc_sup − acc_noint); NaN when the supervised edit is no better."""
+def normalised_edit_score(
+    acc: float, acc_noint: float, acc_sup: float, clip: tuple[float, float] | None = None
+) -> float:
+    """(acc − acc_noint) ÷ (acc_sup − acc_noint); NaN when the supervised edit is no better;
+    clipped to ``clip`` (the paper protocol's [0, 2]) when given.
+
+    >>> normalised_edit_score(0.1, 0.5, 0.9), normalised_edit_score(0.1, 0.5, 0.9, (0.0, 2.0))
+    (-1.0, 0.0)
+    """
     denom = acc_sup - acc_noint
-    return (acc - acc_noint) / denom if abs(denom) > 1e-12 else float("nan")
+    score = (acc - acc_noint) / denom if abs(denom) > 1e-12 else float("nan")
+    if clip is not None and score == score:
+        score = min(max(score, clip[0]), clip[1])
+    return score

@@ -21,6 +21,37 @@ DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
 """Leaderboard CSV of ``saebench run`` (relative to the working directory)."""
 DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
 """Per-run JSON of ``saebench run`` (relative to the working directory)."""
+PROTOCOLS: tuple[str, ...] = ("saebench", "paper")
+"""Evaluation protocols of ``saebench run --protocol`` (docs/metrics.md §10): ``saebench``,
+the defaults above; ``paper``, Makelov, Lange & Nanda's setting (:data:`PAPER_PROTOCOL`)."""
+PAPER_PROTOCOL: dict[str, object] = {"n_prompts": 5000, "n_fit_prompts": 20_000, "ks": (2,)}
+"""Settings ``--protocol paper`` fills in where they are not given explicitly: 5,000 evaluation
+prompts, supervised dictionaries fitted on 20,000 prompts, the edit budget k = 2 only. The
+protocol also fits over all names (:data:`PAPER_FIT_SPLIT`), draws the counterfactual names
+from the other vocabulary half (the IOI option ``counterfactual_names="other_half"``) and
+clips the normalised score (:data:`PAPER_SCORE_CLIP`)."""
+PAPER_FIT_SPLIT = "all"
+"""Split of the paper protocol's fitting prompts: names (and places, objects) from both
+halves."""
+PAPER_SCORE_CLIP: tuple[float, float] = (0.0, 2.0)
+"""The paper clips the normalised edit score to [0, 2] in its figures."""
+PAPER_TASK_OPTIONS: dict[str, dict[str, str]] = {"ioi": {"counterfactual_names": "other_half"}}
+"""Task plugin options of the paper protocol, per task; it is defined for these tasks only."""
+PAPER_VERSION_SUFFIX = "+paper"
+"""Appended to a row's ``task_version`` under the paper protocol: its prompts and
+counterfactuals differ, so its rows never mix with the default protocol's."""
+
+
+def paper_preset(given: dict[str, object]) -> dict[str, object]:
+    """The settings of ``--protocol paper`` (:data:`~saebench.defaults.PAPER_PROTOCOL`:
+    ``n_prompts``, ``n_fit_prompts``, ``ks``) with the ones in ``given`` kept.
+
+    >>> paper_preset({"n_prompts": 200})
+    {'n_prompts': 200, 'n_fit_prompts': 20000, 'ks': (2,)}
+    """
+    return {key: given.get(key, value) for key, value in PAPER_PROTOCOL.items()}
+
+
 MAX_N_PROMPTS = 100_000
 """Most ``--n-prompts`` / ``--n-fit-prompts`` a run accepts. Prompts, their activations and
 logits are held in memory for the whole run (10 million tiny-ioi prompts grew past 4 GB, and

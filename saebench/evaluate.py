@@ -6,13 +6,14 @@
 2. the supervised mean and least-squares dictionaries, fitted on ``n_fit_prompts`` other
    prompts of the same split (a supervised feature for a name can only be estimated from
    prompts that contain it; the train/test vocabulary split exists for SAE training);
-3. approximation: ``l0``, ``fvu``, ``dead_fraction``, ``sufficiency``, ``necessity`` for the
+3. approximation: ``l0``, ``fvu``, ``dead_fraction``, ``sufficiency``,
+   ``logit_diff_recovered_vs_meanabl``, ``necessity`` for the
    dictionary and (``sup_`` prefix) the mean dictionary, (``sup_lstsq_``) the lstsq one;
 4. control, per attribute: ground truth from patching the counterfactual activation,
-   ``noint_accuracy``, the supervised edit, and for each k the interpretation-agnostic
-   (``edit_*``) and -aware (``aware_edit_*``) SAE edits with their magnitudes; the aware
-   edit ranks latents by F1 over the clean and counterfactual prompts together, so that
-   every counterfactual value occurs;
+   ``noint_accuracy``, the supervised edit, and for each budget k the interpretation-agnostic
+   (``edit_*``) and -aware (``aware_edit_*``) SAE edits with their magnitudes and their L2
+   distances to the counterfactual activation; the aware edit ranks latents by F1 over the
+   clean and counterfactual prompts together, so that every counterfactual value occurs;
 5. interpretability, per attribute: F1 coverage and the other summaries of
    :func:`saebench.interpretability.attribute_summary`.
 
@@ -86,6 +87,12 @@ class EvalSettings:
     batches past it resume the whole sequence (see :mod:`saebench.runner`)."""
     prefix_cache: bool = True
     """Recompute only positions p..END per intervention (False: resume the whole sequence)."""
+    fit_split: str = "test"
+    """Split the supervised fitting prompts come from (the paper protocol: ``"all"``, every
+    name, for tasks that have that split)."""
+    clip_score: tuple[float, float] | None = None
+    """Clip the normalised edit score to this range (the paper protocol: [0, 2]); None: no
+    clipping."""
 
 
 @dataclass
@@ -126,11 +133,13 @@ def fit_supervised(
         "fit_seed": fit_seed,
         "format": 1,
     }
+    if settings.fit_split != "test":  # (keeps the cache keys of the default fits)
+        description["fit_split"] = settings.fit_split
     state: dict[str, Any] = {}
 
     def fit_data():
         if not state:
-            prompts = task.prompts("test", settings.n_fit_prompts, fit_seed)
+            prompts = task.prompts(settings.fit_split, settings.n_fit_prompts, fit_seed)
             state["acts"] = runner.activations(prompts, desc="fit activations").float().cpu()
             state["labels"] = {a: prompts.attributes[a].cpu() for a in task.attributes}
         return state["acts"], state["labels"]
@@ -155,7 +164,8 @@ def _approximation(
     codes_NF: Tensor,
     is_active_NF: Tensor,
 ) -> dict[str, float]:
-    """metrics.md §4 for one dictionary: L0, FVU, dead fraction, sufficiency, necessity."""
+    """metrics.md §4 for one dictionary: L0, FVU, dead fraction, sufficiency, logit difference
+    recovered vs mean ablation, necessity."""
     recon_ND = dictionary.decode(codes_NF)
     clean_N = runner.clean.metric_N
     ld_recon_N = runner.patched(recon_ND, desc=f"{prefix}sufficiency").metric_N
@@ -165,6 +175,9 @@ def _approximation(
         f"{prefix}fvu": approximation.fvu(acts_ND, recon_ND),
         f"{prefix}dead_fraction": approximation.dead_fraction(is_active_NF),
         f"{prefix}sufficiency": approximation.sufficiency(ld_recon_N, clean_N),
+        f"{prefix}logit_diff_recovered_vs_meanabl": (
+            approximation.logit_diff_recovered_vs_meanabl(ld_recon_N, ld_meanabl_N, clean_N)
+        ),
         f"{prefix}necessity": approximation.necessity(ld_meanabl_N, ld_removed_N, clean_N),
     }
 
@@ -335,6 +348,42 @@ def prepare(
     )
 
 
+def aware_edited_activations(
+    dictionary,
+    acts_ND: Tensor,
+    acts_cf_ND: Tensor,
+    labels: dict[str, Tensor],
+    cf_labels: dict[str, Tensor],
+    attr: str,
+    n_values: int,
+    ks: tuple[int, ...] | list[int],
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """The interpretation-aware edit of ``attr`` (metrics.md §5) at every budget k ≥ 2:
+    k -> (a_edit [N, D], removed latents R [N, F]).
+
+    F1 ranks latents on the clean and the counterfactual prompts together (so every
+    counterfactual value v′ occurs); :func:`saebench.control.aware_edits` picks R and A among
+    the latents active on the clean and on the counterfactual prompt;
+    a_edit = a + (f′ − f) W_dec. Budget 1 allows no exchange and has no entry.
+    """
+    codes_NF = encode(dictionary, acts_ND, labels)
+    codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
+    is_active_NF = active(dictionary, acts_ND, labels)
+    is_active_cf_NF = active(dictionary, acts_cf_ND, cf_labels)
+    old_N, new_N = labels[attr], cf_labels[attr]
+    f1_FV = interpretability.predicate_f1(
+        torch.cat([is_active_NF, is_active_cf_NF]), torch.cat([old_N, new_N]), n_values
+    )[2]
+    edits = control.aware_edits(
+        codes_NF, codes_cf_NF, is_active_NF, is_active_cf_NF, f1_FV, old_N, new_N, list(ks)
+    )
+    W_dec_FD = dictionary.W_dec_FD.float()
+    return {
+        k: (acts_ND + (edit.codes_NF - codes_NF) @ W_dec_FD, edit.removed_NF)
+        for k, edit in edits.items()
+    }
+
+
 @torch.no_grad()
 def score(context: NodeContext, dictionary) -> EvalResult:
     """Score ``dictionary`` at the context's node: everything that depends on it (its codes,
@@ -387,20 +436,15 @@ def score(context: NodeContext, dictionary) -> EvalResult:
         metrics.update(shared.metrics)
         acc_noint = shared.metrics[f"noint_accuracy_{attr}"]
         acc_sup = shared.metrics[f"sup_edit_accuracy_{attr}"]
-        old_N, new_N = labels[attr], cf_labels[attr]
+        old_N = labels[attr]
 
         codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
         greedy = control.greedy_edit(
             acts_cf_ND - acts_ND, codes_cf_NF - codes_NF, W_dec_FD, list(settings.ks)
         )
-        # F1 for ranking latents: clean and counterfactual prompts together, so every
-        # counterfactual value v' occurs in the predicate's prompts
-        f1_FV = interpretability.predicate_f1(
-            torch.cat([is_active_NF, active(dictionary, acts_cf_ND, cf_labels)]),
-            torch.cat([old_N, new_N]),
-            n_values,
-        )[2]
-        aware = control.aware_edits(codes_NF, codes_cf_NF, f1_FV, old_N, new_N, list(settings.ks))
+        aware = aware_edited_activations(
+            dictionary, acts_ND, acts_cf_ND, labels, cf_labels, attr, n_values, settings.ks
+        )
         for k in settings.ks:
             shift_ND, chosen_NF = greedy[k]
             new_codes_NF = torch.where(chosen_NF, codes_cf_NF, codes_NF)
@@ -409,16 +453,25 @@ def score(context: NodeContext, dictionary) -> EvalResult:
             metrics[f"edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
                 weights_NF, codes_NF, new_codes_NF
             )
-            metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
-                acc, acc_noint, acc_sup
+            metrics[f"edit_distance_{attr}_k{k}"] = control.edit_distance(
+                acts_ND + shift_ND, acts_cf_ND
             )
-            aware_NF = aware[k]
-            aware_ND = acts_ND + (aware_NF - codes_NF) @ W_dec_FD
+            metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
+                acc, acc_noint, acc_sup, clip=settings.clip_score
+            )
+            if k not in aware:  # k = 1: no exchange fits the budget (metrics.md §5)
+                for name in ("accuracy", "magnitude", "distance"):
+                    metrics[f"aware_edit_{name}_{attr}_k{k}"] = float("nan")
+                continue
+            aware_ND, removed_NF = aware[k]
             metrics[f"aware_edit_accuracy_{attr}_k{k}"] = control.agreement(
                 runner.patched(aware_ND).argmax_N, target_N
             )
-            metrics[f"aware_edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
-                weights_NF, codes_NF, aware_NF
+            metrics[f"aware_edit_magnitude_{attr}_k{k}"] = control.removed_magnitude(
+                weights_NF, removed_NF
+            )
+            metrics[f"aware_edit_distance_{attr}_k{k}"] = control.edit_distance(
+                aware_ND, acts_cf_ND
             )
 
         summary = interpretability.attribute_summary(

@@ -42,6 +42,11 @@ _APPROXIMATION = (
     ("fvu", "sup_fvu", "fraction of variance unexplained"),
     ("dead_fraction", None, "latents active on no prompt"),
     ("sufficiency", "sup_sufficiency", "LD(a → â) ÷ clean LD; 1 is best"),
+    (
+        "logit_diff_recovered_vs_meanabl",
+        "sup_logit_diff_recovered_vs_meanabl",
+        "share of the mean-ablation LD gap recovered",
+    ),
     ("necessity", "sup_necessity", "removing â vs mean ablation; 1 is best"),
 )
 
@@ -157,7 +162,7 @@ def _control(
         aware = [cell(f"aware_edit_accuracy_{attr}_k{k}") for k in ks]
         label, aware_label = f"edit_accuracy_{attr}_k{{K}}", f"aware_edit_accuracy_{attr}_k{{K}}"
         section.rows.append((label, floor, agnostic, "agnostic (greedy)"))
-        section.rows.append((aware_label, [NA, NA], aware, "aware (top-K by F1)"))
+        section.rows.append((aware_label, [NA, NA], aware, "aware (K/2 out, K/2 in)"))
     return section, inert
 
 
@@ -202,7 +207,7 @@ def render(
     >>> metrics = {"noint_accuracy_pos": 1.0, "edit_accuracy_pos_k1": 1.0}
     >>> lines = render(metrics, ["pos"], [1], "demo").splitlines()
     >>> print(next(line for line in lines if line.startswith("edit_accuracy_pos")))
-    edit_accuracy_pos_k{K}        1.000    n/c    n/c   agnostic (greedy)
+    edit_accuracy_pos_k{K}           1.000    n/c    n/c   agnostic (greedy)
     """
     from saebench.leaderboard.table import NOT_CAUSAL_NOINT
 

@@ -32,6 +32,11 @@ from saebench.defaults import (
     DEFAULT_LEADERBOARD,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
+    PAPER_FIT_SPLIT,
+    PAPER_SCORE_CLIP,
+    PAPER_TASK_OPTIONS,
+    PAPER_VERSION_SUFFIX,
+    PROTOCOLS,
 )
 from saebench.discover import load as load_sae
 from saebench.evaluate import (
@@ -103,6 +108,27 @@ class RunConfig:
     max_memory_mb: float | None = None
     """Refuse, before its work, an SAE whose scoring is estimated to need more memory (MB;
     None: 80% of the machine's, :mod:`saebench.validation.resources`)."""
+    protocol: str = "saebench"
+    """``saebench`` (the defaults) or ``paper`` (docs/metrics.md §10): fit over all names,
+    counterfactual names from the other vocabulary half, the normalised score clipped to
+    [0, 2]. Prompt counts and ks are the config's own: :func:`saebench.defaults.paper_preset`
+    fills them."""
+
+
+def check_protocol(protocol: str, task: str) -> None:
+    """``ValueError`` unless ``protocol`` is known and defined for ``task``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "paper" and task not in PAPER_TASK_OPTIONS:
+        raise ValueError(
+            f"--protocol paper is defined for the task(s) {', '.join(PAPER_TASK_OPTIONS)} "
+            f"(the paper's), not {task!r}"
+        )
+
+
+def task_options(config: RunConfig) -> dict[str, Any]:
+    """Options the task plugin is loaded with: the paper protocol's for its task, else none."""
+    return dict(PAPER_TASK_OPTIONS.get(config.task, {})) if config.protocol == "paper" else {}
 
 
 @dataclass
@@ -251,7 +277,8 @@ def identity_of(
         "seed": config.seed,
         "ks": format_ks(config.ks),
         "tau": float(config.tau),
-        "task_version": task_version(config.task),
+        "task_version": task_version(config.task)
+        + (PAPER_VERSION_SUFFIX if config.protocol == "paper" else ""),
     }
 
 
@@ -267,6 +294,8 @@ def settings_of(config: RunConfig) -> EvalSettings:
         cache_dir=config.cache_dir,
         progress=config.progress,
         cache_budget_mb=config.cache_budget_mb,
+        fit_split=PAPER_FIT_SPLIT if config.protocol == "paper" else "test",
+        clip_score=PAPER_SCORE_CLIP if config.protocol == "paper" else None,
     )
 
 
@@ -322,6 +351,7 @@ def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
             {k: v for k, v in asdict(config).items() if k in RULES and k != "name"}, "api"
         )
         check_templates(config)
+        check_protocol(config.protocol, config.task)
     outcomes = [Outcome(config) for config in configs]
     jobs: list[_Job] = []
     for index, config in enumerate(configs):
@@ -417,7 +447,9 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
             if isinstance(first.dictionary, str)
             else first.dictionary.meta.prepend_bos
         )
-        task = load_task(config.task, tokenizer=tokenizer_of(model), prepend_bos=bos)
+        task = load_task(
+            config.task, tokenizer=tokenizer_of(model), prepend_bos=bos, **task_options(config)
+        )
         node.check(model)
     except Exception as err:  # the model, task or node: every SAE of the group fails
         for job in members:

@@ -14,6 +14,8 @@ lists naming the SAEs::
     n_fit_prompts = 10000
     ks = [1, 2, 4, 8, 16, 32]
     seed = 0
+    protocol = "saebench"              # "paper": docs/metrics.md §10 (fills n_prompts,
+                                       # n_fit_prompts, ks where the spec does not set them)
     # also: tau, batch_size, device, cache_dir (false: no cache), cache_budget_mb,
     # checkpoints (score dictionary_learning checkpoints in folders), lock_timeout,
     # max_memory_mb (--max-memory)
@@ -56,6 +58,8 @@ from saebench.defaults import (
     DEFAULT_LEADERBOARD,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
+    PROTOCOLS,
+    paper_preset,
 )
 from saebench.validation.settings import RULES, SettingsError, check_settings
 
@@ -77,6 +81,7 @@ SWEEP_KEYS: dict[str, Any] = {
     "checkpoints": False,
     "lock_timeout": None,
     "max_memory_mb": None,
+    "protocol": "saebench",
 }
 """The keys of ``[sweep]`` and their defaults (``cache_dir`` None: ``$SAEBENCH_CACHE`` or
 ``~/.cache/saebench``)."""
@@ -204,6 +209,13 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> SweepSpec:
             f"unknown [sweep] key(s) {', '.join(sorted(unknown))} (known: {', '.join(SWEEP_KEYS)})"
         )
     settings = {**SWEEP_KEYS, **table}
+    if settings["protocol"] not in PROTOCOLS:
+        raise bad(f"[sweep] protocol must be one of {', '.join(PROTOCOLS)}")
+    if settings["protocol"] == "paper":
+        preset = paper_preset(
+            {k: table[k] for k in ("n_prompts", "n_fit_prompts", "ks") if k in table}
+        )
+        settings.update(preset, ks=list(preset["ks"]))
     for key in ("leaderboard", "json_out", "cache_dir"):
         if settings[key] is False:
             settings[key] = None if key != "cache_dir" else False
@@ -340,6 +352,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
                 force=force,
                 lock_timeout=s["lock_timeout"],
                 max_memory_mb=s["max_memory_mb"],
+                protocol=s["protocol"],
             )
             try:
                 dictionary, model_name, processing, node = resolve(config)

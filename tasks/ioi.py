@@ -39,6 +39,12 @@ TEMPLATES: tuple[str, ...] = (
     "Then, [A] and [B] were working at the [PLACE]. [C] decided to give a [OBJECT] to",
 )
 SPLITS: tuple[str, ...] = ("train", "test")
+ALL_SPLIT = "all"
+"""The prompts split over both vocabulary halves (the paper protocol fits on it)."""
+COUNTERFACTUAL_NAMES: tuple[str, ...] = ("same_half", "other_half")
+"""Where a counterfactual's new name comes from: the prompt's own vocabulary half (default)
+or the other half (the paper's code: counterfactual names disjoint from the evaluation
+names)."""
 POS_VALUES: tuple[str, ...] = ("ABB", "BAB")
 VOCAB_SPLIT_SEED = 0
 _SLOT = re.compile(r" \[(A|B|C|PLACE|OBJECT)\]")
@@ -86,7 +92,22 @@ class IOITask:
     disjoint_splits: tuple[str, ...] = ("io", "s")
     """Attributes whose values the train and test splits never share (the name halves)."""
 
-    def __init__(self, tokenizer, prepend_bos: bool = True, templates: tuple[str, ...] = TEMPLATES):
+    def __init__(
+        self,
+        tokenizer,
+        prepend_bos: bool = True,
+        templates: tuple[str, ...] = TEMPLATES,
+        counterfactual_names: str = "same_half",
+    ):
+        if counterfactual_names not in COUNTERFACTUAL_NAMES:
+            raise ValueError(
+                f"counterfactual_names must be one of {COUNTERFACTUAL_NAMES}, "
+                f"got {counterfactual_names!r}"
+            )
+        self.counterfactual_names = counterfactual_names
+        if counterfactual_names == "other_half":
+            # a test prompt's counterfactual takes train names: the halves are no longer disjoint
+            self.disjoint_splits = ()
         self.tokenizer = tokenizer
         self.prepend_bos = prepend_bos
         self.names, self.name_ids = single_token_words(read_word_list("names"), tokenizer)
@@ -130,19 +151,26 @@ class IOITask:
         raise KeyError(f"IOI has no attribute {attribute!r} (attributes: io, s, pos)")
 
     def prompts(self, split: str, n: int, seed: int) -> PromptSet:
-        """``n`` prompts with names, places and objects from the ``split`` half."""
-        if split not in SPLITS:
-            raise ValueError(f"IOI split must be one of {SPLITS}, got {split!r}")
-        rng = np.random.default_rng([seed, SPLITS.index(split)])
-        pool = self.name_halves[split]
-        pair = np.stack([rng.choice(pool, size=2, replace=False) for _ in range(n)])
+        """``n`` prompts with names, places and objects from the ``split`` half (``"all"``:
+        from both halves)."""
+        if split not in (*SPLITS, ALL_SPLIT):
+            raise ValueError(f"IOI split must be one of {(*SPLITS, ALL_SPLIT)}, got {split!r}")
+        rng = np.random.default_rng([seed, (*SPLITS, ALL_SPLIT).index(split)])
+
+        def pool(halves: dict[str, np.ndarray]) -> np.ndarray:
+            if split == ALL_SPLIT:
+                return np.sort(np.concatenate([halves[h] for h in SPLITS]))
+            return halves[split]
+
+        names = pool(self.name_halves)
+        pair = np.stack([rng.choice(names, size=2, replace=False) for _ in range(n)])
         return self._build(
             template_N=rng.integers(len(self.templates), size=n),
             io_N=pair[:, 0],
             s_N=pair[:, 1],
             pos_N=rng.integers(2, size=n),
-            place_N=rng.choice(self.place_halves[split], size=n),
-            object_N=rng.choice(self.object_halves[split], size=n),
+            place_N=rng.choice(pool(self.place_halves), size=n),
+            object_N=rng.choice(pool(self.object_halves), size=n),
         )
 
     def _build(self, template_N, io_N, s_N, pos_N, place_N, object_N) -> PromptSet:
@@ -195,19 +223,22 @@ class IOITask:
         )
 
     def _fresh_names(self, prompts: PromptSet, rng: np.random.Generator) -> np.ndarray:
-        """For each prompt, a name from its own vocabulary half that is neither IO nor S."""
+        """For each prompt, a name that is neither IO nor S, from the vocabulary half of its IO
+        name (with ``counterfactual_names="other_half"``: from the other half)."""
         io_N, s_N = prompts.attributes["io"].numpy(), prompts.attributes["s"].numpy()
         out = np.empty(len(io_N), dtype=np.int64)
+        flip = int(self.counterfactual_names == "other_half")
         for p in range(len(io_N)):
-            pool = self.name_halves[SPLITS[self._name_split[io_N[p]]]]
+            pool = self.name_halves[SPLITS[self._name_split[io_N[p]] ^ flip]]
             pool = pool[(pool != io_N[p]) & (pool != s_N[p])]
             out[p] = rng.choice(pool)
         return out
 
     def counterfactual(self, prompts: PromptSet, attribute: str, seed: int) -> PromptSet:
         """``pos``: swap the two names' order; ``s``: a new S name in both places; ``io``: a
-        new IO name. New names come from the prompt's own vocabulary half, disjoint from its
-        names. Template, place and object are unchanged, so length and ``END`` are too."""
+        new IO name. New names come from the prompt's own vocabulary half (the other half with
+        ``counterfactual_names="other_half"``), disjoint from its names. Template, place and
+        object are unchanged, so length and ``END`` are too."""
         rng = np.random.default_rng([seed, 1 + self.attributes.index(attribute)])
         cpu = prompts.to("cpu")
         io_N, s_N = cpu.attributes["io"].clone(), cpu.attributes["s"].clone()

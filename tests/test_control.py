@@ -80,19 +80,36 @@ def test_greedy_never_moves_away_when_no_latent_helps():
     assert torch.equal(shift, torch.zeros(1, 3)) and not chosen.any()
 
 
-def test_aware_edit_swaps_the_best_latents_for_each_value():
+def test_aware_edit_exchanges_half_the_budget_among_active_latents():
     # latents 0,1 encode value 0; latents 2,3 encode value 1; latent 4 is noise
     f1_FV = torch.tensor([[0.9, 0.0], [0.6, 0.1], [0.0, 0.95], [0.1, 0.7], [0.0, 0.0]])
     codes_NF = torch.tensor([[2.0, 1.0, 0.0, 0.0, 3.0]])
     codes_cf_NF = torch.tensor([[0.0, 0.0, 4.0, 1.5, 3.0]])
     v, v_cf = torch.tensor([0]), torch.tensor([1])
-    k1 = aware_edit(codes_NF, codes_cf_NF, f1_FV, v, v_cf, 1)
-    assert k1.tolist() == [[0.0, 1.0, 4.0, 0.0, 3.0]]
-    k2 = aware_edit(codes_NF, codes_cf_NF, f1_FV, v, v_cf, 2)
-    assert k2.tolist() == [[0.0, 0.0, 4.0, 1.5, 3.0]]
+
+    def edit(codes, codes_cf, k):
+        return aware_edit(codes, codes_cf, codes > 0, codes_cf > 0, f1_FV, v, v_cf, k)
+
+    # budget 2: one out (latent 0), one in (latent 2); budget 3 is the same exchange
+    for k in (2, 3):
+        assert edit(codes_NF, codes_cf_NF, k).codes_NF.tolist() == [[0.0, 1.0, 4.0, 0.0, 3.0]]
+    k4 = edit(codes_NF, codes_cf_NF, 4)
+    assert k4.codes_NF.tolist() == [[0.0, 0.0, 4.0, 1.5, 3.0]]
+    assert k4.removed_NF.tolist() == [[True, True, False, False, False]]
+    # budget 1 allows no exchange: no entry
+    assert aware_edits(
+        codes_NF, codes_cf_NF, codes_NF > 0, codes_cf_NF > 0, f1_FV, v, v_cf, [1, 2]
+    ).keys() == {2}
     # an inactive latent is never "removed", even with the best F1 for the clean value
     inactive = torch.tensor([[0.0, 1.0, 0.0, 0.0, 3.0]])
-    assert aware_edit(inactive, codes_cf_NF, f1_FV, v, v_cf, 1)[0, :2].tolist() == [0.0, 0.0]
+    assert edit(inactive, codes_cf_NF, 2).codes_NF[0, :2].tolist() == [0.0, 0.0]
+    # nor added: latent 2 inactive on the counterfactual, so latent 3 (next by F1) is added
+    cf_without_2 = torch.tensor([[0.0, 0.0, 0.0, 1.5, 3.0]])
+    assert edit(codes_NF, cf_without_2, 2).codes_NF.tolist() == [[0.0, 1.0, 0.0, 1.5, 3.0]]
+    # an added latent already active on the clean prompt and not removed: f + f_cf
+    # (a − Σ_R f_j d_j + Σ_A f_j(a_cf) d_j, as in the paper's get_edit_using_f1_scores)
+    both = torch.tensor([[2.0, 1.0, 0.5, 0.0, 3.0]])
+    assert edit(both, codes_cf_NF, 2).codes_NF.tolist() == [[0.0, 1.0, 4.5, 0.0, 3.0]]
 
 
 def test_edit_weights_sum_to_one_and_magnitude_counts_removed_latents():
@@ -150,15 +167,18 @@ def test_greedy_edit_does_not_depend_on_chunking_or_prompt_order():
 
 
 def reference_aware_edit(codes_F, codes_cf_F, f1_FV, v, v_cf, k):
-    """metrics.md §5 aware edit for one prompt, ranking with ties to the lower latent index."""
+    """metrics.md §5 aware edit for one prompt at budget k: k // 2 out among the active clean
+    latents, k // 2 in among the active counterfactual ones, F1 ties to the lower index."""
+    n = k // 2
     new_F = codes_F.clone()
     clean = [(-f1_FV[j, v].item(), j) for j in range(len(codes_F)) if codes_F[j] > 0]
-    for score, j in sorted(clean)[:k]:
+    cf = [(-f1_FV[j, v_cf].item(), j) for j in range(len(codes_F)) if codes_cf_F[j] > 0]
+    for score, j in sorted(clean)[:n]:
         if -score > 0:
             new_F[j] = 0.0
-    for score, j in sorted((-f1_FV[j, v_cf].item(), j) for j in range(len(codes_F)))[:k]:
+    for score, j in sorted(cf)[:n]:
         if -score > 0:
-            new_F[j] = codes_cf_F[j]
+            new_F[j] += codes_cf_F[j]
     return new_F
 
 
@@ -173,12 +193,13 @@ def test_aware_edit_breaks_f1_ties_by_the_lower_latent_index():
     codes_cf_NF = torch.rand(n, f, generator=g) * (torch.rand(n, f, generator=g) < 0.3)
     value_N = torch.randint(0, v, (n,), generator=g)
     value_cf_N = (value_N + 1) % v
-    ks = [1, 5, 40]
-    got = aware_edits(codes_NF, codes_cf_NF, f1_FV, value_N, value_cf_N, ks)
+    ks = [2, 5, 40, 400]
+    args = (codes_NF, codes_cf_NF, codes_NF > 0, codes_cf_NF > 0, f1_FV, value_N, value_cf_N)
+    got = aware_edits(*args, ks)
     for k in ks:
-        assert torch.equal(got[k], aware_edit(codes_NF, codes_cf_NF, f1_FV, value_N, value_cf_N, k))
+        assert torch.equal(got[k].codes_NF, aware_edit(*args, k).codes_NF)
         for p in range(n):
             expected = reference_aware_edit(
                 codes_NF[p], codes_cf_NF[p], f1_FV, value_N[p].item(), value_cf_N[p].item(), k
             )
-            assert torch.equal(got[k][p], expected), (k, p)
+            assert torch.equal(got[k].codes_NF[p], expected), (k, p)

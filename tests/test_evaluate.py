@@ -8,6 +8,8 @@ scored through the SAE path matches the supervised reference.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -43,6 +45,7 @@ def test_exact_reconstruction_scores_sufficiency_and_necessity_one(random_model,
     m = evaluate(random_model, ioi_task, NODE, identity_sae(64), SETTINGS).metrics
     assert m["fvu"] < 1e-10
     assert m["sufficiency"] == pytest.approx(1.0, abs=1e-4)
+    assert m["logit_diff_recovered_vs_meanabl"] == pytest.approx(1.0, abs=1e-4)
     assert m["necessity"] == pytest.approx(1.0, abs=1e-3)
     # an exact SAE's greedy edit with enough steps is the counterfactual patch itself
     for attr in ("io", "s", "pos"):
@@ -57,6 +60,8 @@ def test_mean_reconstruction_scores_necessity_zero(random_model, ioi_task, fitte
     assert m["necessity"] == pytest.approx(0.0, abs=1e-3)
     expected = m["meanabl_logit_diff"] / m["clean_logit_diff"]
     assert m["sufficiency"] == pytest.approx(expected, rel=1e-4)
+    # â = ā recovers none of the mean-ablation gap
+    assert m["logit_diff_recovered_vs_meanabl"] == pytest.approx(0.0, abs=1e-4)
     assert m["l0"] == 0 and m["dead_fraction"] == 1
 
 
@@ -67,17 +72,22 @@ def test_supervised_dictionary_through_the_sae_path_scores_like_the_reference(
     n = SETTINGS.n_prompts
     assert m["l0"] == 3
     assert m["sufficiency"] == pytest.approx(m["sup_sufficiency"], abs=1e-5)
+    assert m["logit_diff_recovered_vs_meanabl"] == pytest.approx(
+        m["sup_logit_diff_recovered_vs_meanabl"], abs=1e-5
+    )
     assert m["necessity"] == pytest.approx(m["sup_necessity"], abs=1e-4)
     assert m["fvu"] == pytest.approx(m["sup_fvu"], abs=1e-6)
     for attr in ("io", "s", "pos"):
         sup = m[f"sup_edit_accuracy_{attr}"]
-        # the k = 1 aware edit turns u_v off and u_v' on: the supervised edit itself (one
-        # prompt of float slack); the greedy edit may stop early where u_v' − u_v does not
-        # point towards a_cf − a, which a random model allows
-        assert m[f"aware_edit_accuracy_{attr}_k1"] == pytest.approx(sup, abs=1 / n + 1e-9)
-        assert m[f"aware_edit_magnitude_{attr}_k1"] == pytest.approx(
+        # the aware edit at budget k = 2 turns u_v off and u_v' on: the supervised edit itself
+        # (one prompt of float slack); the greedy edit may stop early where u_v' − u_v does
+        # not point towards a_cf − a, which a random model allows
+        assert m[f"aware_edit_accuracy_{attr}_k2"] == pytest.approx(sup, abs=1 / n + 1e-9)
+        assert m[f"aware_edit_magnitude_{attr}_k2"] == pytest.approx(
             m[f"sup_edit_magnitude_{attr}"], abs=1e-4
         )
+        # budget 1 allows no exchange
+        assert math.isnan(m[f"aware_edit_accuracy_{attr}_k1"])
         assert m[f"f1_coverage_{attr}"] == 1.0
 
 
@@ -89,7 +99,7 @@ def test_width_mismatch_is_a_clear_error(random_model, ioi_task):
 def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_sae_path():
     """On a model that does IOI, the residual stream at END carries the IO name: swapping
     u_io,v for u_io,v' flips the prediction to the new name; through the SAE path, the
-    interpretation-aware edit with k = 1 (the top-F1 latent of v off, of v' on) is exactly that
+    interpretation-aware edit at budget k = 2 (the top-F1 latent of v off, of v' on) is exactly that
     swap, and the greedy edit, which targets the true a_cf − a (the swap plus context), comes
     within a few prompts of it with two latents."""
     from saebench.model import load_model
@@ -103,7 +113,7 @@ def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_
     assert m["clean_accuracy"] > 0.9 and m["clean_logit_diff"] > 3
     assert m["noint_accuracy_io"] < 0.1  # the counterfactual patch changes the answer
     assert m["sup_edit_accuracy_io"] > 0.9
-    assert m["aware_edit_accuracy_io_k1"] == m["sup_edit_accuracy_io"]
+    assert m["aware_edit_accuracy_io_k2"] == m["sup_edit_accuracy_io"]
     assert m["edit_accuracy_io_k2"] >= m["sup_edit_accuracy_io"] - 0.05
     assert m["edit_accuracy_io_k1"] < 0.5  # one latent is not enough: u_v off or u_v' on
     # the supervised fit needs many prompts per name: necessity is 0.50 / 0.86 / 0.90 / 0.93 with

@@ -83,6 +83,7 @@ def make_row(**overrides: object) -> dict[str, object]:
             row |= {f"edit_accuracy_{a}_k{k}": 0.2 * k, f"edit_magnitude_{a}_k{k}": 0.1 * k}
             row |= {f"aware_edit_accuracy_{a}_k{k}": 0.15 * k}
             row |= {f"aware_edit_magnitude_{a}_k{k}": 0.12 * k, f"edit_score_{a}_k{k}": 0.3}
+            row |= {f"edit_distance_{a}_k{k}": 2.0 / k, f"aware_edit_distance_{a}_k{k}": 3.0 / k}
     row["edit_score_pos_k1"] = math.nan  # supervised edit no better than none: NaN
     return row | overrides
 
@@ -218,6 +219,7 @@ def test_details_hold_one_flat_object_per_attribute_and_k() -> None:
     assert first == {
         "attribute": "io", "k": 1, "edit_accuracy": 0.2, "edit_magnitude": 0.1,
         "aware_edit_accuracy": 0.15, "aware_edit_magnitude": 0.12, "edit_score": 0.3,
+        "edit_distance": 2.0, "aware_edit_distance": 3.0,
     }  # fmt: skip
 
 
@@ -400,6 +402,8 @@ def sae_bench_output_class(record: dict[str, Any]) -> type:
         aware_edit_accuracy: float | None
         aware_edit_magnitude: float | None
         edit_score: float | None
+        edit_distance: float | None
+        aware_edit_distance: float | None
 
     # Built with new_class() so the annotations are the classes themselves, not strings that
     # pydantic would look up in this module (``from __future__ import annotations``).

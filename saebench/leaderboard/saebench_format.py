@@ -237,7 +237,7 @@ def eval_result_metrics(row: Mapping[str, object]) -> dict[str, dict[str, float 
 
 
 def eval_result_details(row: Mapping[str, object]) -> list[dict[str, Any]]:
-    """One flat object per (attribute, k): ``attribute``, ``k`` and the five editing metrics
+    """One flat object per (attribute, k): ``attribute``, ``k`` and the editing metrics
     (:data:`~saebench.leaderboard.schema.K_METRICS`) of that edit size."""
     columns = metric_columns(row)
     details = []

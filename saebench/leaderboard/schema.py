@@ -148,8 +148,10 @@ CORE_METRICS: tuple[str, ...] = (
     "fvu",
     "dead_fraction",
     "sufficiency",
+    "logit_diff_recovered_vs_meanabl",
     "necessity",
     "sup_sufficiency",
+    "sup_logit_diff_recovered_vs_meanabl",
     "sup_necessity",
     "sup_fvu",
 )
@@ -168,6 +170,8 @@ K_METRICS: tuple[str, ...] = (
     "aware_edit_accuracy",
     "aware_edit_magnitude",
     "edit_score",
+    "edit_distance",
+    "aware_edit_distance",
 )
 """Per-attribute, per-k editing metrics, columns ``{name}_{attribute}_k{k}`` (metrics.md §5)."""
 
