@@ -22,9 +22,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from saebench import __version__, evaluate
+from saebench import __version__, bootstrap, evaluate
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_MIN_PROMPTS,
     DEFAULT_JSON_OUT,
     DEFAULT_KS,
     DEFAULT_LEADERBOARD,
@@ -71,6 +72,10 @@ class RunConfig:
     device: str = "cpu"
     batch_size: int = 256
     tau: float = 0.8
+    n_bootstrap: int = bootstrap.DEFAULT_N_BOOTSTRAP
+    """Bootstrap replicates of the intervals (docs/metrics.md §9); 0: none."""
+    coverage_min_prompts: int = DEFAULT_COVERAGE_MIN_PROMPTS
+    """Prompts a value needs to count in F1 coverage (docs/metrics.md §6)."""
     leaderboard: str | None = DEFAULT_LEADERBOARD
     """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row."""
     json_out: str | None = DEFAULT_JSON_OUT
@@ -109,6 +114,11 @@ class RunRecord:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     """The SAE's hyperparameters where its config states them
     (:func:`saebench.sae_io.hyperparameters`; None where unknown)."""
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    """Metric -> [lo, hi], its 95% bootstrap interval over evaluation prompts
+    (docs/metrics.md §9; ``bootstrap`` says how it was drawn)."""
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    """``n_bootstrap``, ``level``, ``seed`` and ``method`` of the intervals."""
 
 
 @dataclass
@@ -243,6 +253,7 @@ def identity_of(
         "ks": format_ks(config.ks),
         "tau": float(config.tau),
         "task_version": task_version(config.task),
+        "coverage_min_prompts": config.coverage_min_prompts,
     }
 
 
@@ -258,6 +269,8 @@ def settings_of(config: RunConfig) -> EvalSettings:
         cache_dir=config.cache_dir,
         progress=config.progress,
         cache_budget_mb=config.cache_budget_mb,
+        n_bootstrap=config.n_bootstrap,
+        coverage_min_prompts=config.coverage_min_prompts,
     )
 
 
@@ -496,8 +509,23 @@ def _record(job: _Job, result: EvalResult, timing: dict[str, float]) -> RunRecor
             if isinstance(dictionary, str)
             else hyperparameters(dictionary)
         ),
+        intervals={k: [lo, hi] for k, (lo, hi) in result.intervals.items()},
+        bootstrap={
+            "n_bootstrap": config.n_bootstrap,
+            "level": bootstrap.LEVEL,
+            "seed": config.seed + bootstrap.BOOTSTRAP_SEED_OFFSET,
+            "method": "percentile over evaluation prompts (docs/metrics.md §9)",
+        },
     )
     write_outputs(record, job.paths, config.force, config.lock_timeout)
+    if "json" in job.paths and result.outcomes:
+        try:  # the per-prompt outcomes, for paired comparisons (saebench compare)
+            bootstrap.save(
+                bootstrap.sidecar_path(job.paths["json"]), result.outcomes, result.outcomes_meta
+            )
+            record.paths["outcomes"] = str(bootstrap.sidecar_path(record.paths["json"]))
+        except OSError as err:
+            logger.warning("could not write the per-prompt outcomes: %s", err)
     return record
 
 
@@ -588,8 +616,17 @@ def leaderboard_row(record: RunRecord) -> dict[str, Any]:
     """The flat CSV row: identity and settings, hyperparameters (the identity's architecture
     and d_sae win: a baseline's kind, not its SAE architecture), provenance (without the
     version table), metrics."""
+    from saebench.leaderboard.schema import interval_columns
+
     provenance = {k: v for k, v in record.provenance.items() if k != "versions"}
-    return {**record.hyperparameters, **record.identity, **provenance, **record.metrics}
+    return {
+        **record.hyperparameters,
+        **record.identity,
+        **provenance,
+        "n_bootstrap": record.bootstrap.get("n_bootstrap") if record.intervals else None,
+        **record.metrics,
+        **interval_columns(record.intervals),
+    }
 
 
 def write_json(path: Path, record: RunRecord) -> None:
