@@ -129,6 +129,7 @@ def mean_metrics(means: dict[str, Tensor], attributes: Iterable[str], ks: Iterab
         if f"{prefix}recon_ld" in m:
             # sufficiency = mean LD(a → â) ÷ mean LD_clean
             out[f"{prefix}sufficiency"] = _ratio(m[f"{prefix}recon_ld"], m["clean_ld"])
+        if f"{prefix}removed_ld" in m:
             # necessity = 1 − |LD_meanabl − LD_removed| ÷ |LD_meanabl − LD_clean|
             out[f"{prefix}necessity"] = 1 - _ratio(
                 (m["meanabl_ld"] - m[f"{prefix}removed_ld"]).abs(),
@@ -175,19 +176,27 @@ def weighted_sums(weights_BN: Tensor, rows_E: Tensor, cols_E: Tensor, n_cols: in
 
 
 def union_f1(
-    inter_RV: Tensor, size_R: Tensor, size_RV: Tensor, allowed_RV: Tensor, max_values: int = 10
+    inter_RV: Tensor,
+    size_R: Tensor,
+    size_RV: Tensor,
+    allowed_RV: Tensor,
+    max_values: int = 10,
+    n_allowed_R: Tensor | None = None,
 ) -> Tensor:
     """Best F1 of each row (a latent in one replicate) over predicates ``attr ∈ S``, S grown
     greedily as in :func:`saebench.interpretability.greedy_union_f1` (start at the best single
     allowed value, add the value that most increases F1 while it strictly does, at most
-    min(max_values, |allowed| − 1) values), with per-row value sizes ``size_RV``. [R]."""
+    min(max_values, |allowed| − 1) values), with per-row value sizes ``size_RV``. [R].
+    ``n_allowed_R``: |allowed| when the columns are only some of the values (default: the
+    row's allowed columns)."""
     neg = torch.tensor(-1.0, dtype=torch.float64)
     f1_RV = torch.where(allowed_RV, _safe_div(2 * inter_RV, size_R[:, None] + size_RV), neg)
     if f1_RV.shape[1] == 0:
         return torch.zeros_like(size_R)
     best_R, first_R = f1_RV.max(1)
     best_R = best_R.clamp_min(0.0)
-    cap_R = (allowed_RV.sum(1) - 1).clamp(min=1, max=max_values)
+    n_allowed_R = allowed_RV.sum(1) if n_allowed_R is None else n_allowed_R
+    cap_R = (n_allowed_R - 1).clamp(min=1, max=max_values)
     idx_G = torch.nonzero((best_R > 0) & (cap_R > 1)).flatten()  # rows that may still grow
     first_G = first_R[idx_G]
     chosen_GV = torch.nn.functional.one_hot(first_G, inter_RV.shape[1]).bool()
@@ -312,6 +321,7 @@ def f1_metrics(
                 size_BF[:, cand_C].reshape(-1),
                 size_BCW.reshape(b * n_cand, width_W),
                 allowed_BCW.reshape(b * n_cand, width_W),
+                n_allowed_R=(elig_BV & (size_BV > 0)).sum(1).repeat_interleave(n_cand, 0),
             ).view(b, n_cand)
             count_B = (union_BC >= tau).sum(1).double()
         else:
