@@ -218,6 +218,22 @@ def main(verbose: bool) -> None:
     help="F1 threshold for a latent to count as interpretable.",
 )
 @click.option(
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(0),
+    default=500,
+    show_default=True,
+    help="Bootstrap replicates of every metric's 95%% interval over prompts (0: none; "
+    "docs/metrics.md §11).",
+)
+@click.option(
+    "--coverage-min-prompts",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Prompts an attribute value needs to count in F1 coverage (docs/metrics.md §6).",
+)
+@click.option(
     "--leaderboard",
     default=DEFAULT_LEADERBOARD,
     show_default=True,
@@ -417,7 +433,10 @@ def _report(outcome: Outcome, several: bool) -> None:
         k.removeprefix("noint_accuracy_") for k in record.metrics if k.startswith("noint_accuracy_")
     ]
     ks, tau = list(outcome.config.ks), outcome.config.tau
-    click.echo(render(record.metrics, attributes, ks, title, details=record.details, tau=tau))
+    shown = dict(record.metrics)
+    for metric, (lo, hi) in record.intervals.items():
+        shown[f"{metric}_lo"], shown[f"{metric}_hi"] = lo, hi
+    click.echo(render(shown, attributes, ks, title, details=record.details, tau=tau))
     for what, path in record.paths.items():
         click.echo(f"{what}: {path}")
 
@@ -549,6 +568,48 @@ def train(model_name: str, kind: str, out: Path, device: str, threads: int, **op
         sys.exit(2)
     summary = {k: report[k] for k in ("l0", "fvu", "dead_fraction") if k in report}
     click.echo(f"saved {Path(path).absolute()} ({report['n_train']} training vectors) {summary}")
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("run_b", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--against",
+    type=click.Choice(["supervised", "noint"]),
+    default=None,
+    help="Compare RUN_A with its own reference instead of a second run: the supervised "
+    "mean dictionary or no intervention.",
+)
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Every metric (default: leaderboard ones).")
+def compare(
+    run_a: str, run_b: str | None, against: str | None, n_bootstrap: int, seed: int,
+    show_all: bool,
+) -> None:
+    """Paired difference of every metric between two runs on the same prompts (their JSONs,
+    with the .outcomes.npz beside them), each with its 95% paired bootstrap interval; `*`
+    marks differences distinguishable from zero (docs/metrics.md §11)."""
+    from saebench import bootstrap
+    from saebench import compare as comparing
+    from saebench.leaderboard.schema import INTERVAL_METRICS, parse_metric
+
+    if (run_b is None) == (against is None):
+        fail("give RUN_B or --against (supervised, noint), not both")
+    try:
+        a, meta_a = bootstrap.load(bootstrap.sidecar_path(run_a))
+        if run_b is not None:
+            b, meta_b = bootstrap.load(bootstrap.sidecar_path(run_b))
+            comparing.check_paired(meta_a, meta_b)
+            name_b = run_b
+        else:
+            b, name_b = comparing.reference(a, against), against
+        diffs = comparing.compare(a, b, meta_a, n_bootstrap, seed)
+    except (OSError, ValueError, KeyError) as err:
+        fail(f"cannot compare: {err}")
+    if not show_all:
+        diffs = [d for d in diffs if (p := parse_metric(d.metric)) and p[0] in INTERVAL_METRICS]
+    click.echo(comparing.format_table(diffs, run_a, name_b))
 
 
 @main.command()

@@ -57,3 +57,8 @@ MAX_N_PROMPTS = 100_000
 logits are held in memory for the whole run (10 million tiny-ioi prompts grew past 4 GB, and
 GPT-2 Small needs far more per prompt), so larger values are refused at once rather than
 failing after minutes."""
+DEFAULT_COVERAGE_MIN_PROMPTS = 10
+"""A value counts in F1 coverage (and the other summaries of docs/metrics.md §6) only when at
+least this many evaluation prompts have it: with fewer, a latent that fires on one or two of
+them reaches F1 ≥ τ by chance (a random dictionary's ``f1_coverage_io`` is 0.14 at 300
+prompts, 2 per value, and 0.000 at 3000)."""

@@ -27,6 +27,7 @@ scores several dictionaries at a node for one preparation (``evaluate`` is ``pre
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from saebench import approximation, control, interpretability
+from saebench import approximation, bootstrap, control, interpretability
 from saebench.cache import cached_supervised, model_fingerprint
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_MIN_PROMPTS,
     DEFAULT_KS,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
@@ -93,6 +95,10 @@ class EvalSettings:
     clip_score: tuple[float, float] | None = None
     """Clip the normalised edit score to this range (the paper protocol: [0, 2]); None: no
     clipping."""
+    n_bootstrap: int = bootstrap.DEFAULT_N_BOOTSTRAP
+    """Bootstrap replicates of every metric's interval (metrics.md §11); 0: no intervals."""
+    coverage_min_prompts: int = DEFAULT_COVERAGE_MIN_PROMPTS
+    """A value counts in F1 coverage only with at least this many prompts (metrics.md §6)."""
 
 
 @dataclass
@@ -101,6 +107,12 @@ class EvalResult:
     """Flat metric name -> value (the leaderboard's columns)."""
     details: dict[str, Any] = field(default_factory=dict)
     """Per-attribute detail that does not fit a flat row."""
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Metric -> 95% bootstrap interval (lo, hi) over evaluation prompts (metrics.md §11)."""
+    outcomes: dict[str, Tensor] = field(default_factory=dict)
+    """Per-prompt outcomes the metrics are computed from (:mod:`saebench.bootstrap`)."""
+    outcomes_meta: dict[str, Any] = field(default_factory=dict)
+    """What :func:`saebench.bootstrap.metric_values` needs besides ``outcomes``."""
 
 
 def encode(dictionary, x_ND: Tensor, labels: dict[str, Tensor]) -> Tensor:
@@ -163,13 +175,19 @@ def _approximation(
     ld_meanabl_N: Tensor,
     codes_NF: Tensor,
     is_active_NF: Tensor,
+    per_prompt: dict[str, Tensor] | None = None,
 ) -> dict[str, float]:
     """metrics.md §4 for one dictionary: L0, FVU, dead fraction, sufficiency, logit difference
-    recovered vs mean ablation, necessity."""
+    recovered vs mean ablation, necessity. ``per_prompt`` receives the per-prompt outcomes
+    (``{prefix}recon_ld``, ``{prefix}removed_ld``, ``{prefix}sq_err`` = ‖a − â‖²)."""
     recon_ND = dictionary.decode(codes_NF)
     clean_N = runner.clean.metric_N
     ld_recon_N = runner.patched(recon_ND, desc=f"{prefix}sufficiency").metric_N
     ld_removed_N = runner.patched(mean_D + acts_ND - recon_ND, desc=f"{prefix}necessity").metric_N
+    if per_prompt is not None:
+        per_prompt[f"{prefix}recon_ld"] = ld_recon_N.double().cpu()
+        per_prompt[f"{prefix}removed_ld"] = ld_removed_N.double().cpu()
+        per_prompt[f"{prefix}sq_err"] = (acts_ND.double() - recon_ND.double()).pow(2).sum(1).cpu()
     return {
         f"{prefix}l0": approximation.l0(is_active_NF),
         f"{prefix}fvu": approximation.fvu(acts_ND, recon_ND),
@@ -194,6 +212,9 @@ class AttributeContext:
     """Ground truth y_gt: argmax at END with a → a_cf."""
     metrics: dict[str, float]
     """``noint_accuracy_{a}``, ``sup_edit_accuracy_{a}``, ``sup_edit_magnitude_{a}``."""
+    per_prompt: dict[str, Tensor] = field(default_factory=dict)
+    """Their per-prompt outcomes (``noint_correct_{a}``, ``sup_edit_correct_{a}``,
+    ``sup_edit_weight_{a}``)."""
 
 
 @dataclass
@@ -224,6 +245,9 @@ class NodeContext:
     attributes: dict[str, AttributeContext]
     details: dict[str, Any]
     """``node`` and ``prompts_with_unfitted_values``."""
+    per_prompt: dict[str, Tensor] = field(default_factory=dict)
+    """Per-prompt outcomes shared by every dictionary (clean run, mean ablation, supervised
+    dictionaries, labels; :mod:`saebench.bootstrap`)."""
 
 
 def check_width(dictionary, node: Node, model) -> None:
@@ -289,12 +313,20 @@ def prepare(
         "clean_accuracy": control.agreement(clean.argmax_N, runner.prompts.answer_B),
         "meanabl_logit_diff": ld_meanabl_N.mean().item(),
     }
+    acts_64 = acts_ND.double()
+    per_prompt: dict[str, Tensor] = {
+        "clean_ld": clean.metric_N.double().cpu(),
+        "clean_correct": (clean.argmax_N == runner.prompts.answer_B).double().cpu(),
+        "meanabl_ld": ld_meanabl_N.double().cpu(),
+        "sq_dev": (acts_64 - acts_64.mean(0)).pow(2).sum(1).cpu(),
+        **{f"labels_{a}": labels[a].long().cpu() for a in task.attributes},
+    }
     sup_metrics: dict[str, float] = {}
     for kind, prefix in (("mean", "sup_"), ("lstsq", "sup_lstsq_")):
         d = sup[kind]
         d_codes = d.encode(acts_ND, labels)
         full = _approximation(
-            prefix, runner, d, acts_ND, mean_D, ld_meanabl_N, d_codes, d_codes > 0
+            prefix, runner, d, acts_ND, mean_D, ld_meanabl_N, d_codes, d_codes > 0, per_prompt
         )
         sup_metrics.update(
             {k: v for k, v in full.items() if not k.endswith(("l0", "dead_fraction"))}
@@ -314,6 +346,9 @@ def prepare(
         old_N, new_N = labels[attr], cf_labels[attr]
         sup_edit_ND = sup_mean.edit(acts_ND, attr, old_N, new_N)
         removed = sup_mean.feature_index(attr, old_N)
+        noint_N = clean.argmax_N == target_N
+        sup_correct_N = runner.patched(sup_edit_ND).argmax_N == target_N
+        sup_weight_N = sup_weights_NF.gather(1, removed[:, None])[:, 0]
         attributes[attr] = AttributeContext(
             cf_labels=cf_labels,
             acts_cf_ND=acts_cf_ND,
@@ -326,6 +361,11 @@ def prepare(
                 f"sup_edit_magnitude_{attr}": (
                     sup_weights_NF.gather(1, removed[:, None]).mean().item()
                 ),
+            },
+            per_prompt={
+                f"noint_correct_{attr}": noint_N.double().cpu(),
+                f"sup_edit_correct_{attr}": sup_correct_N.double().cpu(),
+                f"sup_edit_weight_{attr}": sup_weight_N.double().cpu(),
             },
         )
         steps.update(1)
@@ -345,6 +385,7 @@ def prepare(
         sup_metrics=sup_metrics,
         attributes=attributes,
         details=details,
+        per_prompt=per_prompt,
     )
 
 
@@ -413,6 +454,9 @@ def score(context: NodeContext, dictionary) -> EvalResult:
     )
     codes_NF = encode(dictionary, acts_ND, labels)
     is_active_NF = active(dictionary, acts_ND, labels)
+    per_prompt: dict[str, Tensor] = dict(context.per_prompt)
+    per_prompt["n_active"] = is_active_NF.sum(1).double().cpu()
+    per_prompt["active"] = is_active_NF.bool().cpu()
     metrics.update(
         _approximation(
             "",
@@ -423,6 +467,7 @@ def score(context: NodeContext, dictionary) -> EvalResult:
             context.ld_meanabl_N,
             codes_NF,
             is_active_NF,
+            per_prompt,
         )
     )
     metrics.update(context.sup_metrics)
@@ -434,6 +479,7 @@ def score(context: NodeContext, dictionary) -> EvalResult:
         n_values = len(task.attribute_values(attr))
         acts_cf_ND, cf_labels, target_N = shared.acts_cf_ND, shared.cf_labels, shared.target_N
         metrics.update(shared.metrics)
+        per_prompt.update(shared.per_prompt)
         acc_noint = shared.metrics[f"noint_accuracy_{attr}"]
         acc_sup = shared.metrics[f"sup_edit_accuracy_{attr}"]
         old_N = labels[attr]
@@ -448,14 +494,20 @@ def score(context: NodeContext, dictionary) -> EvalResult:
         for k in settings.ks:
             shift_ND, chosen_NF = greedy[k]
             new_codes_NF = torch.where(chosen_NF, codes_cf_NF, codes_NF)
-            acc = control.agreement(runner.patched(acts_ND + shift_ND).argmax_N, target_N)
+            edit_argmax_N = runner.patched(acts_ND + shift_ND).argmax_N
+            acc = control.agreement(edit_argmax_N, target_N)
             metrics[f"edit_accuracy_{attr}_k{k}"] = acc
+            per_prompt[f"edit_correct_{attr}_k{k}"] = (edit_argmax_N == target_N).double().cpu()
+            per_prompt[f"edit_weight_{attr}_k{k}"] = removed_weight_N(
+                weights_NF, codes_NF, new_codes_NF
+            )
             metrics[f"edit_magnitude_{attr}_k{k}"] = control.edit_magnitude(
                 weights_NF, codes_NF, new_codes_NF
             )
             metrics[f"edit_distance_{attr}_k{k}"] = control.edit_distance(
                 acts_ND + shift_ND, acts_cf_ND
             )
+            per_prompt[f"edit_dist_{attr}_k{k}"] = distance_N(acts_ND + shift_ND, acts_cf_ND)
             metrics[f"edit_score_{attr}_k{k}"] = control.normalised_edit_score(
                 acc, acc_noint, acc_sup, clip=settings.clip_score
             )
@@ -464,9 +516,17 @@ def score(context: NodeContext, dictionary) -> EvalResult:
                     metrics[f"aware_edit_{name}_{attr}_k{k}"] = float("nan")
                 continue
             aware_ND, removed_NF = aware[k]
+            aware_argmax_N = runner.patched(aware_ND).argmax_N
             metrics[f"aware_edit_accuracy_{attr}_k{k}"] = control.agreement(
-                runner.patched(aware_ND).argmax_N, target_N
+                aware_argmax_N, target_N
             )
+            per_prompt[f"aware_edit_correct_{attr}_k{k}"] = (
+                (aware_argmax_N == target_N).double().cpu()
+            )
+            per_prompt[f"aware_edit_weight_{attr}_k{k}"] = (
+                (weights_NF * removed_NF).sum(1).double().cpu()
+            )
+            per_prompt[f"aware_edit_dist_{attr}_k{k}"] = distance_N(aware_ND, acts_cf_ND)
             metrics[f"aware_edit_magnitude_{attr}_k{k}"] = control.removed_magnitude(
                 weights_NF, removed_NF
             )
@@ -474,6 +534,7 @@ def score(context: NodeContext, dictionary) -> EvalResult:
                 aware_ND, acts_cf_ND
             )
 
+        eligible_V = eligible_values(old_N, n_values, settings.coverage_min_prompts)
         summary = interpretability.attribute_summary(
             is_active_NF,
             old_N,
@@ -481,13 +542,86 @@ def score(context: NodeContext, dictionary) -> EvalResult:
             W_dec_FD,
             sup_mean.attribute_features(attr).float(),
             tau=settings.tau,
+            present_values=eligible_V if eligible_V.any() else None,
         )
+        if not eligible_V.any():  # no value has enough prompts: coverage is not measured
+            for key in ("f1_coverage", "f1_mean_best", "latents_per_value"):
+                summary[key] = math.nan
+        summary["coverage_values"] = float(eligible_V.sum())
         for key in ("f1_coverage", "f1_mean_best", "latents_per_value", "max_cosine"):
             metrics[f"{key}_{attr}"] = summary[key]
         details["attributes"][attr] = summary
         steps.update(1)
     steps.close()
-    return EvalResult(metrics=metrics, details=details)
+    meta = {
+        "attributes": {a: len(task.attribute_values(a)) for a in task.attributes},
+        "ks": list(settings.ks),
+        "tau": settings.tau,
+        "clip_score": list(settings.clip_score) if settings.clip_score else None,
+        "coverage_min_prompts": settings.coverage_min_prompts,
+        "constants": {k: v for k, v in metrics.items() if k.startswith("max_cosine_")},
+        "n_latents": int(is_active_NF.shape[1]),
+        "prompt_ids": prompt_ids(runner.prompts.tokens_BL),
+        "seed": settings.seed,
+    }
+    result = EvalResult(metrics=metrics, details=details, outcomes=per_prompt, outcomes_meta=meta)
+    result.intervals = bootstrap.intervals(
+        per_prompt, meta, settings.n_bootstrap, settings.seed + bootstrap.BOOTSTRAP_SEED_OFFSET
+    )
+    flags = uninformative(metrics)
+    if flags:
+        details["uninformative"] = flags
+    return result
+
+
+def eligible_values(labels_N: Tensor, n_values: int, min_prompts: int) -> Tensor:
+    """Values with at least ``min_prompts`` evaluation prompts, bool [V]: those F1 coverage
+    counts (metrics.md §6).
+
+    >>> eligible_values(torch.tensor([0, 0, 1, 2, 2, 2]), 4, 2).tolist()
+    [True, False, True, False]
+    """
+    return torch.bincount(labels_N.long().cpu(), minlength=n_values) >= min_prompts
+
+
+def distance_N(edit_ND: Tensor, acts_cf_ND: Tensor) -> Tensor:
+    """Per prompt, ‖a_edit − a_cf‖₂, float64 [N]: the terms of
+    :func:`saebench.control.edit_distance`."""
+    return (edit_ND.double() - acts_cf_ND.double()).norm(dim=1).cpu()
+
+
+def removed_weight_N(weights_NF: Tensor, codes_NF: Tensor, new_codes_NF: Tensor) -> Tensor:
+    """Per prompt, the summed weight of the latents an edit removes (active and changed): the
+    per-prompt terms of :func:`saebench.control.edit_magnitude`, float64 [N]."""
+    removed_NF = (codes_NF > 0) & (new_codes_NF != codes_NF)
+    return (weights_NF * removed_NF).sum(1).double().cpu()
+
+
+def prompt_ids(tokens_BL: Tensor) -> list[int]:
+    """A 62-bit hash per prompt of its tokens: two runs are paired only on equal ids.
+
+    Σ_l t_l · 1000003^l mod 2^61 − 1 (with t_l the token ids, padding included)."""
+    modulus, base = (1 << 61) - 1, 1_000_003
+    out = []
+    for row in tokens_BL.cpu().tolist():
+        h = 0
+        for t in row:
+            h = (h * base + int(t) + 1) % modulus
+        out.append(h)
+    return out
+
+
+def uninformative(metrics: dict[str, float]) -> dict[str, str]:
+    """Metrics that say nothing at this node, with why (metrics.md §4): sufficiency when mean
+    ablation does not lower the task metric (``meanabl_logit_diff`` ≥ ``clean_logit_diff``):
+    then any â, even ā, keeps the metric, and a value > 1 is not "better than perfect"."""
+    clean, meanabl = metrics.get("clean_logit_diff"), metrics.get("meanabl_logit_diff")
+    if clean is None or meanabl is None or not meanabl >= clean:
+        return {}
+    why = (
+        f"mean ablation does not lower the task metric here ({meanabl:.3g} ≥ clean {clean:.3g})"
+    )
+    return {"sufficiency": why, "sup_sufficiency": why}
 
 
 def evaluate(

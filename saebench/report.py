@@ -82,6 +82,20 @@ def _fmt(value: object, integer: bool = False) -> str:
     return f"{number:.3f}"
 
 
+def _cell(metrics: Mapping[str, float], name: str) -> str:
+    """:func:`_fmt` of ``metrics[name]`` with ± half its 95% interval when ``metrics`` holds
+    ``{name}_lo`` and ``{name}_hi`` (docs/metrics.md §11).
+
+    >>> _cell({"l0": 6.0, "l0_lo": 5.5, "l0_hi": 6.5}, "l0"), _cell({"l0": 6.0}, "l0")
+    ('6.000±0.500', '6.000')
+    """
+    text = _fmt(metrics.get(name))
+    lo, hi = metrics.get(f"{name}_lo"), metrics.get(f"{name}_hi")
+    if text == MISSING or lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return text
+    return f"{text}±{(hi - lo) / 2:.3f}"
+
+
 @dataclass
 class _Section:
     """One block of the table: a header row (title, fixed columns, repeated columns), then rows
@@ -130,14 +144,20 @@ def _render_section(section: _Section, label_width: int, width: int) -> list[str
     return lines
 
 
-def _approximation(metrics: Mapping[str, float], n_attributes: int) -> _Section:
+def _approximation(
+    metrics: Mapping[str, float], n_attributes: int, flags: Mapping[str, str]
+) -> _Section:
     section = _Section("approximation (§4)", ["SAE", "sup."], [])
     for name, sup, description in _APPROXIMATION:
         if sup == "<n_attributes>":  # the mean dictionary: one feature per attribute is active
             sup_cell = _fmt(float(n_attributes))
         else:
-            sup_cell = NA if sup is None else _fmt(metrics.get(sup))
-        section.rows.append((name, [_fmt(metrics.get(name)), sup_cell], [], description))
+            sup_cell = NA if sup is None else _cell(metrics, sup)
+        cell = _cell(metrics, name)
+        if name in flags:
+            cell += " (!)"
+            description = "uninformative here: mean ablation does not lower LD"
+        section.rows.append((name, [cell, sup_cell], [], description))
     return section
 
 
@@ -145,7 +165,7 @@ def _control(
     metrics: Mapping[str, float], attributes: Sequence[str], ks: Sequence[int]
 ) -> tuple[_Section, list[str]]:
     """The edit-accuracy grid and the attributes that are not causal at the node."""
-    from saebench.leaderboard.table import NOT_CAUSAL, not_causal
+    from saebench.leaderboard.table import masked_label, not_causal
 
     section = _Section("control (§5)", ["noint", "sup."], [f"k={k}" for k in ks])
     inert = []
@@ -154,10 +174,10 @@ def _control(
         if masked:
             inert.append(attr)
 
-        def cell(name: str, masked: bool = masked) -> str:
-            return NOT_CAUSAL if masked else _fmt(metrics.get(name))
+        def cell(name: str, masked: bool = masked, attr: str = attr) -> str:
+            return masked_label(metrics, attr) if masked else _cell(metrics, name)
 
-        floor = [_fmt(metrics.get(f"noint_accuracy_{attr}")), cell(f"sup_edit_accuracy_{attr}")]
+        floor = [_cell(metrics, f"noint_accuracy_{attr}"), cell(f"sup_edit_accuracy_{attr}")]
         agnostic = [cell(f"edit_accuracy_{attr}_k{k}") for k in ks]
         aware = [cell(f"aware_edit_accuracy_{attr}_k{k}") for k in ks]
         label, aware_label = f"edit_accuracy_{attr}_k{{K}}", f"aware_edit_accuracy_{attr}_k{{K}}"
@@ -181,7 +201,7 @@ def _interpretability(
             cells = [_fmt(details.get(attr, {}).get(key), key in _COUNTS) for attr in attributes]
             label = key
         else:
-            cells = [_fmt(metrics.get(f"{key}_{attr}")) for attr in attributes]
+            cells = [_cell(metrics, f"{key}_{attr}") for attr in attributes]
             label = f"{key}_{{a}}"
         if uses_tau:
             label += f" (τ={tau_text})"
@@ -209,13 +229,14 @@ def render(
     >>> print(next(line for line in lines if line.startswith("edit_accuracy_pos")))
     edit_accuracy_pos_k{K}           1.000    n/c    n/c   agnostic (greedy)
     """
-    from saebench.leaderboard.table import NOT_CAUSAL_NOINT
+    from saebench.leaderboard.table import NOT_CAUSAL_NOINT, causal_status
 
     attributes = list(attributes)
     per_attribute = (details or {}).get("attributes", {})
+    flags = (details or {}).get("uninformative", {})
     control, inert = _control(metrics, attributes, ks)
     sections = [
-        _approximation(metrics, len(attributes)),
+        _approximation(metrics, len(attributes), flags),  # type: ignore[arg-type]
         control,
         _interpretability(metrics, attributes, per_attribute, tau),  # type: ignore[arg-type]
     ]
@@ -229,12 +250,23 @@ def render(
         "§N: the section of docs/metrics.md defining the rows",
         "noint = noint_accuracy_{a} (no intervention), sup. = sup_edit_accuracy_{a}",
     ]
+    if any(f"{name}_lo" in metrics for name in metrics):
+        notes.append("±: half the width of the 95% bootstrap interval over prompts (§11)")
     for attr in inert:
-        noint = _fmt(metrics.get(f"noint_accuracy_{attr}"))
-        notes.append(
-            f"n/c: {attr} is not causal here (no-intervention {noint} > {NOT_CAUSAL_NOINT}): "
-            "its edit accuracies say nothing"
-        )
+        noint = _cell(metrics, f"noint_accuracy_{attr}")
+        if causal_status(metrics, attr) == "borderline":
+            notes.append(
+                f"b/l: {attr} is borderline here (no-intervention {noint}: its interval "
+                f"contains {NOT_CAUSAL_NOINT}): its edit accuracies may say nothing"
+            )
+        else:
+            notes.append(
+                f"n/c: {attr} is not causal here (no-intervention {noint} > "
+                f"{NOT_CAUSAL_NOINT}): its edit accuracies say nothing"
+            )
+    for name, why in flags.items():
+        if name in metrics:
+            notes.append(f"(!) {name}: uninformative, {why}")
     lines.append("")
     for note in notes:
         lines += textwrap.wrap(note, width, subsequent_indent="  ", break_on_hyphens=False)

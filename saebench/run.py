@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
-from saebench import __version__, evaluate
+from saebench import __version__, bootstrap, evaluate
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_MIN_PROMPTS,
     DEFAULT_JSON_OUT,
     DEFAULT_KS,
     DEFAULT_LEADERBOARD,
@@ -82,6 +83,10 @@ class RunConfig:
     device: str = "cpu"
     batch_size: int = 256
     tau: float = 0.8
+    n_bootstrap: int = bootstrap.DEFAULT_N_BOOTSTRAP
+    """Bootstrap replicates of the intervals (docs/metrics.md §11); 0: none."""
+    coverage_min_prompts: int = DEFAULT_COVERAGE_MIN_PROMPTS
+    """Prompts a value needs to count in F1 coverage (docs/metrics.md §6)."""
     leaderboard: str | None = DEFAULT_LEADERBOARD
     """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row."""
     json_out: str | None = DEFAULT_JSON_OUT
@@ -144,6 +149,11 @@ class RunRecord:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     """The SAE's hyperparameters where its config states them
     (:func:`saebench.sae_io.hyperparameters`; None where unknown)."""
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    """Metric -> [lo, hi], its 95% bootstrap interval over evaluation prompts
+    (docs/metrics.md §11; ``bootstrap`` says how it was drawn)."""
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    """``n_bootstrap``, ``level``, ``seed`` and ``method`` of the intervals."""
 
 
 @dataclass
@@ -279,6 +289,7 @@ def identity_of(
         "tau": float(config.tau),
         "task_version": task_version(config.task)
         + (PAPER_VERSION_SUFFIX if config.protocol == "paper" else ""),
+        "coverage_min_prompts": config.coverage_min_prompts,
     }
 
 
@@ -296,6 +307,8 @@ def settings_of(config: RunConfig) -> EvalSettings:
         cache_budget_mb=config.cache_budget_mb,
         fit_split=PAPER_FIT_SPLIT if config.protocol == "paper" else "test",
         clip_score=PAPER_SCORE_CLIP if config.protocol == "paper" else None,
+        n_bootstrap=config.n_bootstrap,
+        coverage_min_prompts=config.coverage_min_prompts,
     )
 
 
@@ -584,8 +597,23 @@ def _record(job: _Job, result: EvalResult, timing: dict[str, float]) -> RunRecor
             if isinstance(dictionary, str)
             else hyperparameters(dictionary)
         ),
+        intervals={k: [lo, hi] for k, (lo, hi) in result.intervals.items()},
+        bootstrap={
+            "n_bootstrap": config.n_bootstrap,
+            "level": bootstrap.LEVEL,
+            "seed": config.seed + bootstrap.BOOTSTRAP_SEED_OFFSET,
+            "method": "percentile over evaluation prompts (docs/metrics.md §11)",
+        },
     )
     write_outputs(record, job.paths, config.force, config.lock_timeout)
+    if "json" in job.paths and result.outcomes:
+        try:  # the per-prompt outcomes, for paired comparisons (saebench compare)
+            bootstrap.save(
+                bootstrap.sidecar_path(job.paths["json"]), result.outcomes, result.outcomes_meta
+            )
+            record.paths["outcomes"] = str(bootstrap.sidecar_path(record.paths["json"]))
+        except OSError as err:
+            logger.warning("could not write the per-prompt outcomes: %s", err)
     return record
 
 
@@ -685,8 +713,17 @@ def leaderboard_row(record: RunRecord) -> dict[str, Any]:
     """The flat CSV row: identity and settings, hyperparameters (the identity's architecture
     and d_sae win: a baseline's kind, not its SAE architecture), provenance (without the
     version table), metrics."""
+    from saebench.leaderboard.schema import interval_columns
+
     provenance = {k: v for k, v in record.provenance.items() if k != "versions"}
-    return {**record.hyperparameters, **record.identity, **provenance, **record.metrics}
+    return {
+        **record.hyperparameters,
+        **record.identity,
+        **provenance,
+        "n_bootstrap": record.bootstrap.get("n_bootstrap") if record.intervals else None,
+        **record.metrics,
+        **interval_columns(record.intervals),
+    }
 
 
 def write_json(path: Path, record: RunRecord) -> None:

@@ -82,6 +82,8 @@ def test_run_writes_json_and_one_leaderboard_row_per_sae_and_node(sae_dir, tmp_p
         str(js),
         "--cache-dir",
         str(tmp_path / "cache"),
+        "--coverage-min-prompts",  # 40 prompts: no name has the default 10
+        "1",
         "--quiet",
     ]
     result = run_cli(args)
@@ -172,7 +174,7 @@ def test_several_saes_in_one_run_each_score_as_alone(sae_dir, tmp_path):
         + ["--leaderboard", str(csv), "--json-out", str(tmp_path / "{sae}.json")]
     )
     assert both.exit_code == 0, both.output
-    assert both.output.count("sufficiency") == 2
+    assert both.output.count("\nsufficiency ") == 2
     assert sorted(pd.read_csv(csv)["sae_name"]) == ["my-sae", "other-sae"]
     alone = run_cli(
         ["run", "--sae", str(other), *common, "--no-leaderboard"]

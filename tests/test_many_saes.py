@@ -86,7 +86,7 @@ def test_a_folder_of_four_saes_gives_four_rows_then_skips_all_then_force_recompu
     assert calls == {"prepare": 1, "score": 4}  # one shared preparation at the node
     frame = pd.read_csv(tmp_path / "lb.csv")
     assert sorted(frame["sae_name"]) == ["sweep/a", "sweep/b", "sweep/c", "sweep/d"]
-    assert sorted(p.name for p in (tmp_path / "runs" / "sweep").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "runs" / "sweep").glob("*.json")) == [
         "a.json", "b.json", "c.json", "d.json"
     ]  # fmt: skip
     assert (frame["wall_time_s"] > 0).all() and (frame["shared_wall_time_s"] > 0).all()

@@ -33,7 +33,7 @@ def test_a_smaller_run_does_not_silently_replace_a_larger_runs_row(tmp_path):
     assert "n_prompts=60 (this run: 40)" in small.output and "--force" in small.output
     kept = pd.read_csv(csv)
     assert len(kept) == 1 and kept.iloc[0]["n_prompts"] == 60
-    assert kept.iloc[0]["f1_coverage_io"] == row["f1_coverage_io"]
+    assert kept.iloc[0]["sufficiency"] == row["sufficiency"]
 
     forced = run_cli(["run", "--sae", str(sae), "--n-prompts", "40", "--force", *FAST, *out])
     assert forced.exit_code == 0, forced.output

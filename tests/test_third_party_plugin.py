@@ -91,6 +91,7 @@ def test_saebench_run_scores_an_sae_on_the_installed_plugin(plugin, tmp_path):
     out = tmp_path / "x.json"
     args = ["-m", "saebench", "run", "--task", TASK, "--model", "tiny-ioi", "--sae", str(SAE)]
     args += ["--n-prompts", "64", "--n-fit-prompts", "256", "--k", "1,4", "--no-cache"]
+    args += ["--coverage-min-prompts", "1"]  # 64 prompts: every value counts
     args += ["--no-leaderboard", "--quiet", "--json-out", str(out)]
     _run(args, _env(site, tmp_path), tmp_path)
 

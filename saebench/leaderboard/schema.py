@@ -46,6 +46,7 @@ SETTINGS_COLUMNS: tuple[str, ...] = (
     "ks",
     "tau",
     "task_version",
+    "coverage_min_prompts",
 )
 """Evaluation settings a row was computed with (the position is in the identity). Two rows of
 one identity with different settings are different results: the store never silently
@@ -53,6 +54,9 @@ replaces one by the other."""
 
 LEGACY_TAU = 0.8
 """The F1 threshold read for rows written before ``tau`` was recorded (the only default)."""
+LEGACY_COVERAGE_MIN_PROMPTS = 1
+"""The ``coverage_min_prompts`` of rows written before it was recorded: every value present in
+the evaluation prompts counted (docs/metrics.md §6)."""
 LEGACY_TASK_VERSION = "1"
 """The task version of rows written before ``task_version`` was recorded, and of a task plugin
 without a ``version`` attribute."""
@@ -96,6 +100,8 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
     "ks",
     "tau",
     "task_version",
+    "coverage_min_prompts",
+    "n_bootstrap",
     "wall_time_s",
     "shared_wall_time_s",
 )
@@ -116,6 +122,8 @@ INTEGER_COLUMNS: tuple[str, ...] = (
     "seed",
     "n_prompts",
     "n_fit_prompts",
+    "coverage_min_prompts",
+    "n_bootstrap",
 )
 """Non-metric columns holding integers (or empty)."""
 
@@ -191,6 +199,65 @@ _ATTR_RE = re.compile(
 _GROUP_KEY, _GROUP_DESCRIPTIVE, _GROUP_PROVENANCE, _GROUP_CORE, _GROUP_ATTR, _GROUP_OTHER = range(6)
 
 
+INTERVAL_SUFFIXES: tuple[str, str] = ("_lo", "_hi")
+"""A metric's 95% bootstrap interval is in the columns ``{metric}_lo`` and ``{metric}_hi``
+(docs/metrics.md §11), right after the metric."""
+
+INTERVAL_METRICS: tuple[str, ...] = (
+    "clean_logit_diff",
+    "clean_accuracy",
+    "l0",
+    "fvu",
+    "dead_fraction",
+    "sufficiency",
+    "logit_diff_recovered_vs_meanabl",
+    "necessity",
+    "sup_sufficiency",
+    "sup_logit_diff_recovered_vs_meanabl",
+    "sup_necessity",
+    "sup_fvu",
+    "noint_accuracy",
+    "sup_edit_accuracy",
+    "edit_accuracy",
+    "aware_edit_accuracy",
+    "edit_score",
+    "f1_coverage",
+    "f1_mean_best",
+)
+"""Metrics (by name, any attribute and k) whose intervals the CSV carries: what tables and
+plots show. The run JSON has an interval for every metric."""
+
+
+def interval_of(column: str) -> tuple[str, str] | None:
+    """``(metric, "lo" | "hi")`` for an interval column, else None.
+
+    >>> interval_of("edit_accuracy_io_k2_lo"), interval_of("f1_coverage_io_hi")
+    (('edit_accuracy_io_k2', 'lo'), ('f1_coverage_io', 'hi'))
+    >>> interval_of("edit_accuracy_io_k2") is None, interval_of("sae_lo") is None
+    (True, True)
+    """
+    for suffix in INTERVAL_SUFFIXES:
+        if column.endswith(suffix):
+            base = column.removesuffix(suffix)
+            if _parse_base(base) is not None:
+                return base, suffix[1:]
+    return None
+
+
+def interval_columns(intervals: dict) -> dict[str, float]:
+    """The CSV cells ``{m}_lo``, ``{m}_hi`` of the metrics in :data:`INTERVAL_METRICS`.
+
+    >>> interval_columns({"l0": (5.0, 6.0), "max_cosine_io": (0.3, 0.3)})
+    {'l0_lo': 5.0, 'l0_hi': 6.0}
+    """
+    out = {}
+    for metric, (lo, hi) in intervals.items():
+        parsed = _parse_base(metric)
+        if parsed is not None and parsed[0] in INTERVAL_METRICS:
+            out[f"{metric}_lo"], out[f"{metric}_hi"] = lo, hi
+    return out
+
+
 def parse_metric(column: str) -> tuple[str, str | None, int | None] | None:
     """Split a metric column into ``(metric, attribute, k)``; None for a non-metric column.
 
@@ -200,9 +267,16 @@ def parse_metric(column: str) -> tuple[str, str | None, int | None] | None:
     ('f1_coverage', 'pos', None)
     >>> parse_metric("l0")
     ('l0', None, None)
-    >>> parse_metric("sae_name") is None
-    True
+    >>> parse_metric("sae_name") is None, parse_metric("f1_coverage_io_lo") is None
+    (True, True)
     """
+    if interval_of(column) is not None:
+        return None
+    return _parse_base(column)
+
+
+def _parse_base(column: str) -> tuple[str, str | None, int | None] | None:
+    """:func:`parse_metric` without the interval check."""
     if column in CORE_METRICS:
         return column, None, None
     match = _K_RE.match(column)
@@ -215,8 +289,9 @@ def parse_metric(column: str) -> tuple[str, str | None, int | None] | None:
 
 
 def is_metric(column: str) -> bool:
-    """Whether ``column`` is a metric the schema knows (numeric, empty when missing)."""
-    return parse_metric(column) is not None
+    """Whether ``column`` is a metric the schema knows, or a metric's interval bound (numeric,
+    empty when missing)."""
+    return parse_metric(column) is not None or interval_of(column) is not None
 
 
 def _attribute_rank(attribute: str) -> tuple[int, str]:
@@ -230,7 +305,11 @@ def column_sort_key(column: str) -> tuple:
 
     Metrics: core metrics first, then per attribute (io, s, pos, then alphabetical): the
     control references, the per-k editing metrics by increasing k, then interpretability.
+    A metric's interval columns follow it (``_lo``, then ``_hi``).
     """
+    bound = interval_of(column)
+    if bound is not None:
+        return (*column_sort_key(bound[0]), 1 if bound[1] == "lo" else 2)
     for group, names in (
         (_GROUP_KEY, KEY_COLUMNS),
         (_GROUP_DESCRIPTIVE, DESCRIPTIVE_COLUMNS),
@@ -259,8 +338,8 @@ def legacy_settings(cells: dict[str, str]) -> dict[str, str]:
     :data:`LEGACY_TASK_VERSION` (the only values any run had then). Cells already set are kept.
 
     >>> legacy_settings({"edit_accuracy_io_k2": "0.5", "edit_accuracy_io_k1": "0.2", "l0": "3"})
-    {'ks': '1,2', 'tau': '0.8', 'task_version': '1'}
-    >>> legacy_settings({"ks": "4", "tau": "0.5", "task_version": "2"})
+    {'ks': '1,2', 'tau': '0.8', 'task_version': '1', 'coverage_min_prompts': '1'}
+    >>> legacy_settings({"ks": "4", "tau": "0.5", "task_version": "2", "coverage_min_prompts": "9"})
     {}
     """
     filled = {}
@@ -272,6 +351,8 @@ def legacy_settings(cells: dict[str, str]) -> dict[str, str]:
         filled["tau"] = repr(LEGACY_TAU)
     if not cells.get("task_version"):
         filled["task_version"] = LEGACY_TASK_VERSION
+    if not cells.get("coverage_min_prompts"):
+        filled["coverage_min_prompts"] = str(LEGACY_COVERAGE_MIN_PROMPTS)
     return filled
 
 

@@ -12,7 +12,7 @@ import io
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -193,21 +193,71 @@ NOT_CAUSAL = "n/c"
 _EDIT_OUTCOMES = ("edit_accuracy", "aware_edit_accuracy", "edit_score", "sup_edit_accuracy")
 
 
-def not_causal(row: pd.Series | dict, attribute: str) -> bool:
-    """Whether ``attribute`` is not causal at ``row``'s node (``noint_accuracy_{a}`` > 0.5).
+BORDERLINE = "b/l"
+"""What an edit-accuracy cell shows when the interval of ``noint_accuracy_{a}`` contains 0.5."""
+
+
+def causal_status(row: pd.Series | Mapping, attribute: str) -> str:
+    """``causal``, ``borderline``, ``n/c`` or ``""`` (no ``noint_accuracy_{a}``) for
+    ``attribute`` at ``row``'s node (metrics.md §5, §11): causal only when the 95% interval of
+    ``noint_accuracy_{a}`` lies below 0.5, not causal when it lies above, borderline when it
+    contains 0.5. A row without the interval (written before intervals) uses the point.
+
+    >>> row = {"noint_accuracy_s": 0.464, "noint_accuracy_s_lo": 0.434,
+    ...        "noint_accuracy_s_hi": 0.493, "noint_accuracy_pos": 0.97,
+    ...        "noint_accuracy_io": 0.48, "noint_accuracy_io_lo": 0.45,
+    ...        "noint_accuracy_io_hi": 0.51}
+    >>> [causal_status(row, a) for a in ("s", "pos", "io", "x")]
+    ['causal', 'n/c', 'borderline', '']
+    """
+    value = row.get(f"noint_accuracy_{attribute}")
+    if value is None or pd.isna(value):
+        return ""
+    lo, hi = row.get(f"noint_accuracy_{attribute}_lo"), row.get(f"noint_accuracy_{attribute}_hi")
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        lo = hi = float(value)
+    if float(hi) < NOT_CAUSAL_NOINT or (float(hi) == float(lo) == NOT_CAUSAL_NOINT):
+        return "causal"
+    if float(lo) > NOT_CAUSAL_NOINT:
+        return "n/c"
+    return "borderline" if float(lo) < float(hi) else "causal"
+
+
+def not_causal(row: pd.Series | Mapping, attribute: str) -> bool:
+    """Whether ``attribute`` is not (or not surely) causal at ``row``'s node:
+    :func:`causal_status` is ``n/c`` or ``borderline``.
 
     >>> row = {"noint_accuracy_pos": 0.97, "noint_accuracy_io": 0.0}
     >>> not_causal(row, "pos"), not_causal(row, "io")
     (True, False)
     """
-    value = row.get(f"noint_accuracy_{attribute}")
-    return value is not None and not pd.isna(value) and float(value) > NOT_CAUSAL_NOINT
+    return causal_status(row, attribute) in ("n/c", "borderline")
 
 
-def formatted_cells(frame: pd.DataFrame, columns: Sequence[str]) -> list[list[str]]:
-    """The text of each selected cell, row by row. Edit accuracies and scores of an attribute
-    that is not causal at the row's node (:func:`not_causal`) show ``n/c``: there, any
-    dictionary and doing nothing score alike, so the number would say nothing."""
+def masked_label(row: pd.Series | Mapping, attribute: str) -> str:
+    """``n/c`` or ``b/l`` for a masked edit cell (:func:`causal_status`)."""
+    return BORDERLINE if causal_status(row, attribute) == "borderline" else NOT_CAUSAL
+
+
+def with_interval(value: object, lo: object, hi: object) -> str:
+    """``0.214±0.025`` (± half the 95% interval's width) or the number alone.
+
+    >>> with_interval(0.214, 0.189, 0.239), with_interval(0.5, float("nan"), None)
+    ('0.214±0.025', '0.500')
+    """
+    text = format_number(value)
+    if text == "" or lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return text
+    return f"{text}±{format_number((float(hi) - float(lo)) / 2)}"
+
+
+def formatted_cells(
+    frame: pd.DataFrame, columns: Sequence[str], intervals: bool = True
+) -> list[list[str]]:
+    """The text of each selected cell, row by row, with ± half its 95% interval where the row
+    has one (``intervals``). Edit accuracies and scores of an attribute that is not causal at
+    the row's node (:func:`not_causal`) show ``n/c`` (``b/l`` when borderline): there, any
+    dictionary and doing nothing may score alike, so the number would say nothing."""
     out = []
     for _, row in frame.iterrows():
         cells = []
@@ -219,7 +269,12 @@ def formatted_cells(frame: pd.DataFrame, columns: Sequence[str]) -> list[list[st
                 and parsed[1] is not None
                 and not_causal(row, parsed[1])
             )
-            cells.append(NOT_CAUSAL if masked else format_number(row[column]))
+            if masked:
+                cells.append(masked_label(row, parsed[1]))
+            elif intervals and parsed is not None and f"{column}_lo" in row.index:
+                cells.append(with_interval(row[column], row[f"{column}_lo"], row[f"{column}_hi"]))
+            else:
+                cells.append(format_number(row[column]))
         out.append(cells)
     return out
 
