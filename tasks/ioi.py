@@ -38,6 +38,13 @@ TEMPLATES: tuple[str, ...] = (
     "Then, [A] and [B] had lots of fun at the [PLACE]. Afterwards, [C] gave a [OBJECT] to",
     "Then, [A] and [B] were working at the [PLACE]. [C] decided to give a [OBJECT] to",
 )
+ORDER_TEMPLATES: tuple[str, ...] = (
+    "Then, [A] and [B] had a long and really crazy argument. Afterwards, the [R] said to",
+    "Then, [A] and [B] had lots of fun at the [PLACE]. Afterwards, the [R] gave a [OBJECT] to",
+    "Then, [A] and [B] were working at the [PLACE]. The [R] decided to give a [OBJECT] to",
+)
+"""The templates of the order-dependent variant (``ioi-order``): S is named by its place in
+the pair, [R] = "former" (S was [A]) or "latter" (S was [B])."""
 SPLITS: tuple[str, ...] = ("train", "test")
 ALL_SPLIT = "all"
 """The prompts split over both vocabulary halves (the paper protocol fits on it)."""
@@ -46,8 +53,10 @@ COUNTERFACTUAL_NAMES: tuple[str, ...] = ("same_half", "other_half")
 or the other half (the paper's code: counterfactual names disjoint from the evaluation
 names)."""
 POS_VALUES: tuple[str, ...] = ("ABB", "BAB")
+ORDER_WORDS: tuple[str, ...] = ("latter", "former")
+"""The word at S2 of ``ioi-order`` for ``pos`` = ABB (S second) and BAB (S first)."""
 VOCAB_SPLIT_SEED = 0
-_SLOT = re.compile(r" \[(A|B|C|PLACE|OBJECT)\]")
+_SLOT = re.compile(r" \[(A|B|C|R|PLACE|OBJECT)\]")
 
 
 def read_word_list(name: str) -> list[str]:
@@ -176,20 +185,22 @@ class IOITask:
     def _build(self, template_N, io_N, s_N, pos_N, place_N, object_N) -> PromptSet:
         n = len(template_N)
         rows, slots = [], {k: np.zeros(n, dtype=np.int64) for k in ("A", "B", "C")}
+        s2_ids = self._s2_ids(torch.as_tensor(s_N), torch.as_tensor(pos_N)).tolist()
         for p in range(n):
             a, b = (io_N[p], s_N[p]) if pos_N[p] == 0 else (s_N[p], io_N[p])
             fill = {
                 "A": self.name_ids[a],
                 "B": self.name_ids[b],
-                "C": self.name_ids[s_N[p]],
+                "C": s2_ids[p],
+                "R": s2_ids[p],
                 "PLACE": self.place_ids[place_N[p]],
                 "OBJECT": self.object_ids[object_N[p]],
             }
             row = []
             for i, piece in enumerate(self.templates[template_N[p]]):
                 if isinstance(piece, str):
-                    if piece in slots:
-                        slots[piece][p] = i
+                    if piece in ("A", "B", "C", "R"):
+                        slots["C" if piece == "R" else piece][p] = i
                     row.append(fill[piece])
                 else:
                     row.append(piece)
@@ -259,7 +270,7 @@ class IOITask:
             io_pos, s1_pos = s1_pos, io_pos
         tokens_BL[rows, io_pos] = name_ids[io_N]
         tokens_BL[rows, s1_pos] = name_ids[s_N]
-        tokens_BL[rows, cpu.positions["S2"]] = name_ids[s_N]
+        tokens_BL[rows, cpu.positions["S2"]] = self._s2_ids(s_N, pos_N)
         positions = dict(cpu.positions, IO=io_pos, S1=s1_pos)
         positions["S1+1"] = s1_pos + 1
         start = 1 if self.prepend_bos else 0
@@ -276,7 +287,45 @@ class IOITask:
             ],
         ).to(prompts.tokens_BL.device)
 
+    def _s2_ids(self, s_N: Tensor, pos_N: Tensor) -> Tensor:
+        """The token at S2 for each prompt: the S name."""
+        return torch.tensor(self.name_ids)[s_N]
+
     def metric(self, logits_BV: Tensor, prompts: PromptSet) -> Tensor:
         """LD = logit(IO) − logit(S) at END, per prompt."""
         rows = torch.arange(logits_BV.shape[0], device=logits_BV.device)
         return logits_BV[rows, prompts.answer_B] - logits_BV[rows, prompts.wrong_B]
+
+
+class IOIOrderTask(IOITask):
+    """IOI where the last clause names S by its place in the pair (entry point ``ioi-order``)::
+
+        Then, [A] and [B] had a long and really crazy argument. Afterwards, the former said to
+
+    "the former" is S when S was [A] (``pos`` = BAB), "the latter" when S was [B] (ABB); the
+    answer is still IO, the other name. S2 is the position of "former"/"latter". Only a model
+    that tracks which name came first answers it, so here ``pos`` is what tells the model
+    which name to inhibit. Counterfactuals as in IOI: ``pos`` swaps the names' order *and*
+    "former"/"latter" (the same S and IO, in the other order), ``s`` replaces S at S1, ``io``
+    replaces IO.
+    """
+
+    name = "ioi-order"
+    version = "1"
+    value_positions: dict[str, tuple[str, ...]] = {"io": ("IO",), "s": ("S1",)}
+
+    def __init__(
+        self, tokenizer, prepend_bos: bool = True, templates: tuple[str, ...] = ORDER_TEMPLATES
+    ):
+        words, ids = single_token_words(list(ORDER_WORDS), tokenizer)
+        if words != list(ORDER_WORDS):
+            raise ValueError(
+                f"ioi-order needs {ORDER_WORDS} as single known tokens (with a leading space); "
+                f"the tokenizer keeps only {words}"
+            )
+        self.order_ids = ids
+        super().__init__(tokenizer, prepend_bos, templates)
+
+    def _s2_ids(self, s_N: Tensor, pos_N: Tensor) -> Tensor:
+        """The token at S2: "latter" for ``pos`` = ABB, "former" for BAB."""
+        return torch.tensor(self.order_ids)[torch.as_tensor(pos_N)]
