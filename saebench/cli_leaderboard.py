@@ -54,6 +54,14 @@ def leaderboard() -> None:
     help="Columns to show (comma-separated or repeated; shell patterns like 'edit_*_k4').",
 )
 @click.option("--plain", is_flag=True, help="Plain aligned text even on a terminal.")
+@click.option(
+    "--reference",
+    "reference_csv",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Another leaderboard (e.g. the shipped leaderboard/tiny-ioi.csv) whose rows at the "
+    "same nodes (model, hook, head, position) are shown beside CSV's, named 'ref: NAME'.",
+)
 def show(
     csv: str,
     sort_column: str | None,
@@ -61,6 +69,7 @@ def show(
     filter_expr: str | None,
     columns: tuple[str, ...],
     plain: bool,
+    reference_csv: str | None,
 ) -> None:
     """Print the leaderboard as a table, each SAE metric beside its supervised reference.
 
@@ -80,6 +89,8 @@ def show(
     )
 
     frame = _load(csv)
+    if reference_csv is not None:
+        frame = with_reference(frame, _load(reference_csv))
     try:
         frame = filter_rows(frame, filter_expr)
         frame = sort_rows(frame, sort_column, descending=desc)
@@ -94,6 +105,24 @@ def show(
     else:
         width = shutil.get_terminal_size().columns
         click.echo(render_rich(frame, selected, width=width), nl=False)
+
+
+NODE_COLUMNS = ("model", "hook", "head", "position")
+
+
+def with_reference(frame, reference):
+    """``frame``'s rows, then ``reference``'s rows at the nodes ``frame`` has (their
+    ``sae_name`` prefixed ``ref: ``)."""
+    import pandas as pd
+
+    def key(table):
+        return table[list(NODE_COLUMNS)].astype(str).agg("|".join, axis=1)
+
+    if reference.empty or frame.empty:
+        return frame
+    reference = reference[key(reference).isin(set(key(frame)))].copy()
+    reference["sae_name"] = "ref: " + reference["sae_name"].astype(str)
+    return pd.concat([frame, reference], ignore_index=True)
 
 
 @leaderboard.command()
@@ -216,7 +245,7 @@ def _export_markdown(
     frame = _load(csv)
     text = export_markdown(frame)
     if markdown_file is not None:
-        Path(markdown_file).write_text(text, encoding="utf-8")
+        _write_text(Path(markdown_file), text)
         click.echo(f"wrote {markdown_file}")
     elif readme_file is None:
         click.echo(text, nl=False)
@@ -227,5 +256,15 @@ def _export_markdown(
             body = render_leaderboard_readme(csv, plots, readme_dir=readme.parent)
         except LeaderboardError as err:
             fail(str(err))
-        readme.write_text(body, encoding="utf-8")
+        _write_text(readme, body)
         click.echo(f"wrote {readme_file}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, creating its folder (as ``plot --out`` does); one
+    ``error:`` line when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        fail(f"{err.filename or path}: {err.strerror or err}")

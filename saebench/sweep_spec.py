@@ -7,8 +7,9 @@ lists naming the SAEs::
     [sweep]
     model = "tiny-ioi"                 # optional: default each SAE's own model_name
     task = "ioi"
-    leaderboard = "leaderboard/{model}-sweep.csv"   # false: write no rows
-    json_out = "runs/{model}/{sae}-{task}-{node}.json"  # false: write no JSON
+    leaderboard = "results/{model}-sweep.csv"   # default $SAEBENCH_RESULTS/{model}.csv, else
+                                       # saebench-results/{model}.csv; false: write no rows
+    json_out = "results/runs/{sae}.json"  # default beside it in runs/; false: write no JSON
     position = "END"                   # default position of every node
     n_prompts = 1000
     n_fit_prompts = 10000
@@ -56,6 +57,8 @@ from saebench.defaults import (
     DEFAULT_LEADERBOARD,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
+    default_json_out,
+    default_leaderboard,
 )
 from saebench.validation.settings import RULES, SettingsError, check_settings
 
@@ -203,7 +206,8 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         raise bad(
             f"unknown [sweep] key(s) {', '.join(sorted(unknown))} (known: {', '.join(SWEEP_KEYS)})"
         )
-    settings = {**SWEEP_KEYS, **table}
+    settings = {**SWEEP_KEYS, "leaderboard": default_leaderboard(), "json_out": default_json_out()}
+    settings.update(table)
     for key in ("leaderboard", "json_out", "cache_dir"):
         if settings[key] is False:
             settings[key] = None if key != "cache_dir" else False

@@ -1,0 +1,92 @@
+"""Issue 20, the researcher's path: results in the user's folder, skipped SAEs shown, one
+comparison table after a folder, and the node taken from the SAE's own record."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from saebench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SAES = REPO / "baselines" / "saes"
+FAST = ["--n-prompts", "30", "--n-fit-prompts", "200", "--k", "2,4", "--quiet", "--threads", "1"]
+
+
+def run_cli(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_a_default_run_writes_to_the_results_folder_never_the_shipped_leaderboard(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SAEBENCH_RESULTS", raising=False)
+    sae = SAES / "tiny-ioi" / "L1-resid_pre-END" / "topk-k6-task"
+    result = run_cli(["run", "--sae", str(sae), *FAST])
+    assert result.exit_code == 0, result.output
+    csv = tmp_path / "saebench-results" / "tiny-ioi.csv"
+    assert f"leaderboard: {csv}" in result.output
+    assert len(pd.read_csv(csv)) == 1
+    assert list((tmp_path / "saebench-results" / "runs" / "tiny-ioi").glob("*.json"))
+    assert not (tmp_path / "leaderboard").exists()
+    # $SAEBENCH_RESULTS moves it; the checkout ignores the default folder
+    monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path / "mine"))
+    again = run_cli(["run", "--sae", str(sae), *FAST])
+    assert again.exit_code == 0 and (tmp_path / "mine" / "tiny-ioi.csv").exists()
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "saebench-results/tiny-ioi.csv"], cwd=REPO, check=False
+    )
+    assert ignored.returncode == 0
+
+
+def test_a_skipped_sae_shows_its_stored_numbers_and_other_settings_say_which(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
+    sae = SAES / "tiny-ioi" / "L1-resid_pre-END" / "topk-k6-task"
+    assert run_cli(["run", "--sae", str(sae), *FAST]).exit_code == 0
+    skipped = run_cli(["run", "--sae", str(sae), *FAST])
+    assert skipped.exit_code == 0
+    assert "skipped topk-k6-task" in skipped.output and "its stored numbers" in skipped.output
+    line = next(li for li in skipped.output.splitlines() if li.startswith("topk-k6-task "))
+    assert any(c.isdigit() for c in line)  # L0, FVU, ... from the row
+    assert "supervised (reference)" in skipped.output
+    other = CliRunner().invoke(main, ["run", "--sae", str(sae), *FAST[2:], "--n-prompts", "40"])
+    assert other.exit_code == 2
+    assert "n_prompts=30 (this run: 40)" in other.output and "--no-leaderboard" in other.output
+
+
+def test_a_folder_ends_with_one_comparison_table_of_at_most_40_lines(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
+    folder = SAES / "tiny-ioi" / "L1-resid_pre-S2"
+    n_saes = sum(1 for p in folder.iterdir() if (p / "cfg.json").exists())
+    assert n_saes > 20
+    result = run_cli(["run", "--sae", str(folder), *FAST, "--no-cache"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = next(i for i, li in enumerate(lines) if f"{n_saes} SAEs, sorted by" in li)
+    table = lines[start : lines.index("", start)]
+    assert len(table) <= 40
+    assert table[2].startswith("supervised (reference)")
+    assert table[3].startswith("no intervention")
+    assert len(table) == 4 + n_saes
+    assert len(lines) <= 50  # no per-SAE tables without --details
+    assert lines[-1] == f"{n_saes} scored, 0 skipped, 0 failed"
+
+
+def test_a_tiny_gt_sae_scores_on_its_own_task_and_position(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
+    sae = SAES / "tiny-gt" / "L0-resid_pre-YY" / "topk-k6-task"
+    result = run_cli(["run", "--sae", str(sae), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "greater-than at blocks.0.hook_resid_pre@YY" in result.output
+    assert "task, hook, position from the SAE's own record" in result.output
+    row = pd.read_csv(tmp_path / "tiny-gt.csv").iloc[0]
+    assert (row["task"], row["position"]) == ("greater-than", "YY")
+    # flags override
+    other = run_cli(["run", "--sae", str(sae), *FAST, "--position", "END", "--no-leaderboard"])
+    assert other.exit_code == 0 and "@END" in other.output
