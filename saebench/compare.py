@@ -104,13 +104,12 @@ def _sae_line(row: Mapping[str, object], attributes: Sequence[str], ks: Sequence
     coverage = [_number(row.get(f"f1_coverage_{a}")) for a in attributes]
     coverage = [c for c in coverage if not math.isnan(c)]
     cells.append(_fmt(sum(coverage) / len(coverage)) if coverage else "-")
-    last_k = [
-        _number(row.get(f"edit_accuracy_{a}_k{ks[-1]}")) for a in attributes
-    ] if ks else []
+    last_k = [_number(row.get(f"edit_accuracy_{a}_k{ks[-1]}")) for a in attributes] if ks else []
     last_k = [v for v in last_k if not math.isnan(v)]
     key = (
         sum(last_k) / len(last_k) if last_k else -math.inf,
-        _number(row.get("sufficiency")) if not math.isnan(_number(row.get("sufficiency")))
+        _number(row.get("sufficiency"))
+        if not math.isnan(_number(row.get("sufficiency")))
         else -math.inf,
     )
     return cells, key
@@ -178,12 +177,10 @@ def comparison_table(
         causal = ", ".join(attributes) if attributes else "none"
         count = f"{len(members)} SAE{'s' if len(members) != 1 else ''}"
         text = [f"{node}: {count}, {sort_note} (attributes causal here: {causal})"]
-        text.append(
-            f"{'SAE':<{label}}" + "".join(f"  {h:>{w}}" for h, w in zip(header, widths))
-        )
-        for name, cells in lines:
+        for name, cells in [("SAE", header), *lines]:
             text.append(
-                (f"{name:<{label}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths)))
+                f"{name:<{label}}"
+                + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True))
             )
         blocks.append("\n".join(line.rstrip() for line in text))
     return "\n\n".join(blocks)

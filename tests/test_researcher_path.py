@@ -43,9 +43,7 @@ def test_a_default_run_writes_to_the_results_folder_never_the_shipped_leaderboar
     assert ignored.returncode == 0
 
 
-def test_a_skipped_sae_shows_its_stored_numbers_and_other_settings_say_which(
-    tmp_path, monkeypatch
-):
+def test_a_skipped_sae_shows_its_stored_numbers_and_other_settings_say_which(tmp_path, monkeypatch):
     monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
     sae = SAES / "tiny-ioi" / "L1-resid_pre-END" / "topk-k6-task"
     assert run_cli(["run", "--sae", str(sae), *FAST]).exit_code == 0
