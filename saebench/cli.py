@@ -53,6 +53,11 @@ class LazyGroup(click.Group):
             "map_command",
             "Map where a model's task answer depends on each attribute, node by node.",
         ),
+        "nodes": (
+            "saebench.cli_nodes",
+            "nodes_command",
+            "List a model's hooks with their widths, a task's positions and its causal nodes.",
+        ),
         "sweep": (
             "saebench.cli_sweep",
             "sweep_command",

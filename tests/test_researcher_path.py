@@ -88,3 +88,24 @@ def test_a_tiny_gt_sae_scores_on_its_own_task_and_position(tmp_path, monkeypatch
     # flags override
     other = run_cli(["run", "--sae", str(sae), *FAST, "--position", "END", "--no-leaderboard"])
     assert other.exit_code == 0 and "@END" in other.output
+
+
+def test_nodes_lists_hooks_widths_positions_and_causal_nodes():
+    result = run_cli(["nodes", "--model", "tiny-ioi"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    resid = next(li for li in lines if li.split()[:1] == ["blocks.1.hook_resid_pre"])
+    assert resid.split()[1].isdigit()  # its width
+    assert any("blocks.0.attn.hook_z" in li and "heads" in li for li in lines)
+    assert "task ioi: positions" in result.output and "END" in result.output
+    assert "causal:" in result.output  # the shipped causal map
+
+
+def test_a_wrong_hook_suggests_the_closest_names():
+    sae = SAES / "tiny-ioi" / "L1-resid_pre-END" / "topk-k6-task"
+    syntax = CliRunner().invoke(main, ["run", "--sae", str(sae), "--hook", "blocks.1.resid_pre"])
+    assert syntax.exit_code == 2 and "did you mean blocks.1.hook_resid_pre?" in syntax.output
+    args = ["run", "--sae", str(sae), "--hook", "blocks.1.hook_resid_pr", "--no-leaderboard"]
+    typo = CliRunner().invoke(main, [*args, *FAST])
+    assert typo.exit_code == 2 and "did you mean blocks.1.hook_resid_pre" in typo.output
+    assert len(typo.output.strip().splitlines()) == 1
