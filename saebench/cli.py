@@ -305,6 +305,7 @@ def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
         options["leaderboard"] = default_leaderboard()
     if options["json_out"] is None:
         options["json_out"] = default_json_out()
+    _check_offline(saes, options["model"])  # before torch is imported
     _check_early({**options, "threads": threads})
     from saebench.discover import expand
     from saebench.io_utils import default_cache_dir
@@ -396,6 +397,22 @@ def _report_several(outcomes: list[Outcome], skipped: int) -> None:
     if "json" in paths:
         folders = sorted({str(Path(p).parent) for p in paths["json"]})
         click.echo(f"JSONs: {len(paths['json'])} in {', '.join(folders)}")
+
+
+def _check_offline(saes: tuple[str, ...], model: str | None) -> None:
+    """Fail at once (one line, exit 2; before torch is imported) on a SAELens release or a
+    --model that is not in the local Hugging Face cache while the hub is offline or
+    unreachable (:mod:`saebench.offline`), instead of after a minute of retries."""
+    from saebench.offline import OfflineError, check_model, check_release
+
+    try:
+        if model is not None:
+            check_model(model)
+        for spec in saes:
+            if "/" in spec and not spec.startswith("supervised:") and not Path(spec).exists():
+                check_release(spec)
+    except OfflineError as err:
+        fail(str(err))
 
 
 def _os_message(err: OSError) -> str:

@@ -485,6 +485,9 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
             [model_name, effective_processing(model_name, processing), config.device]
         )
         if model_key not in models:
+            from saebench.offline import check_model
+
+            check_model(model_name)  # not cached and no hub: fail now, without retries
             models[model_key] = load_model(model_name, processing, device=config.device)
         model = models[model_key]
         bos = (
@@ -582,9 +585,11 @@ def _fail(outcome: Outcome, err: Exception) -> None:
     """Mark ``outcome`` failed with ``err``'s one-line message."""
     from saebench.leaderboard import LeaderboardError
     from saebench.model import ModelUnavailableError
+    from saebench.offline import OfflineError
     from saebench.sae_io import SAELoadError
 
     expected = (
+        OfflineError,
         SAELoadError,
         ModelUnavailableError,
         LeaderboardError,

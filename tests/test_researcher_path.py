@@ -109,3 +109,49 @@ def test_a_wrong_hook_suggests_the_closest_names():
     typo = CliRunner().invoke(main, [*args, *FAST])
     assert typo.exit_code == 2 and "did you mean blocks.1.hook_resid_pre" in typo.output
     assert len(typo.output.strip().splitlines()) == 1
+
+
+def test_an_offline_release_fails_in_one_line_within_two_seconds(tmp_path):
+    import os
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-cache")}
+    env["SAEBENCH_RESULTS"] = str(tmp_path / "results")
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "saebench",
+            "run",
+            "--sae",
+            "gpt2-small-res-jb/blocks.8.hook_resid_pre",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 2, result.stderr
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "not in the local Hugging Face cache" in lines[0] and "offline" in lines[0]
+    assert elapsed <= 2.0, f"{elapsed:.1f} s"
+    # a model, too (the SAE is local; its model is not cached)
+    sae = SAES / "tiny-ioi" / "L1-resid_pre-END" / "topk-k6-task"
+    model = subprocess.run(
+        [sys.executable, "-m", "saebench", "run", "--sae", str(sae), "--model", "gpt2-small"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert model.returncode == 2
+    lines = (model.stdout + model.stderr).strip().splitlines()
+    assert len(lines) == 1 and "cannot load model 'gpt2-small'" in lines[0], lines
