@@ -71,7 +71,7 @@ def _package_file(package: str, name: str) -> Path | None:
 
 def release_repo(spec: str) -> tuple[str, str, str] | None:
     """(release, sae_id, repo_id) of ``RELEASE/SAE_ID`` from sae_lens's directory, or None
-    when sae_lens is absent or names no such release (the loader then says why)."""
+    when sae_lens is absent or has no such release or SAE (the loader then says why)."""
     import yaml
 
     path = _package_file("sae_lens", "pretrained_saes.yaml")
@@ -97,7 +97,10 @@ def release_repo(spec: str) -> tuple[str, str, str] | None:
         except (yaml.YAMLError, KeyError, TypeError):
             return None
         repo_id = entry.get("repo_id") if isinstance(entry, dict) else None
-        return (release, sae_id, repo_id) if isinstance(repo_id, str) else None
+        ids = {str(s.get("id")) for s in entry.get("saes") or [] if isinstance(s, dict)}
+        if not isinstance(repo_id, str) or sae_id not in ids:
+            return None  # the loader names what is wrong
+        return release, sae_id, repo_id
     return None
 
 
