@@ -155,3 +155,15 @@ def test_an_offline_release_fails_in_one_line_within_two_seconds(tmp_path):
     assert model.returncode == 2
     lines = (model.stdout + model.stderr).strip().splitlines()
     assert len(lines) == 1 and "cannot load model 'gpt2-small'" in lines[0], lines
+
+
+def test_evaluate_sae_accepts_a_checkpoint_path_as_the_cli_does(tmp_path):
+    from saebench.api import _load_path
+    from saebench.discover import load
+    from tests.test_many_saes import write_dl_trainer
+
+    trainer = write_dl_trainer(tmp_path / "trainer_0", seed=0, step=50)
+    checkpoint = trainer / "checkpoints" / "ae_50.pt"
+    ours = _load_path(checkpoint)
+    assert ours.meta.training_step == 50
+    assert ours.content_hash() == load(str(checkpoint)).content_hash()
