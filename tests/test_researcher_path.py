@@ -158,9 +158,10 @@ def test_an_offline_release_fails_in_one_line_within_two_seconds(tmp_path):
 
 
 def test_evaluate_sae_accepts_a_checkpoint_path_as_the_cli_does(tmp_path):
+    from test_many_saes import write_dl_trainer  # tests/ is on sys.path (rootdir conftest)
+
     from saebench.api import _load_path
     from saebench.discover import load
-    from tests.test_many_saes import write_dl_trainer
 
     trainer = write_dl_trainer(tmp_path / "trainer_0", seed=0, step=50)
     checkpoint = trainer / "checkpoints" / "ae_50.pt"
