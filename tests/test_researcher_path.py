@@ -168,3 +168,19 @@ def test_evaluate_sae_accepts_a_checkpoint_path_as_the_cli_does(tmp_path):
     ours = _load_path(checkpoint)
     assert ours.meta.training_step == 50
     assert ours.content_hash() == load(str(checkpoint)).content_hash()
+
+
+def test_the_readme_quickstart_fits_the_first_60_lines_and_its_python_runs(tmp_path, monkeypatch):
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = "\n".join(readme.splitlines()[:60])
+    for needed in ("make demo", "make test", "saebench run --sae", "evaluate_sae", "Reading"):
+        assert needed in first, needed
+    code = re.search(r"```python\n(.*?)```", first, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 5
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("SAEBENCH_CACHE", str(tmp_path / "cache"))
+    namespace: dict = {}
+    exec(compile(code, "README.md#quickstart", "exec"), namespace)
+    assert namespace["result"].metrics["sufficiency"] == namespace["result"].metrics["sufficiency"]
