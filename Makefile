@@ -11,6 +11,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_FLAGS ?=
 TORCH ?= torch==2.13.0
+INSTALLER ?= auto
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # Installed once per change of pyproject.toml: `make install` again is a no-op, `make reinstall`
@@ -22,13 +23,11 @@ export HF_HUB_OFFLINE := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
-	$(if $(TORCH),$(PIP) install --quiet $(TORCH))
-	$(PIP) install --quiet -e ".[test,ray]"
-	# SAEBench's own output classes validate `leaderboard export --format saebench` in the tests;
-	# they need only pydantic, and sae-bench's full dependencies would pin numpy<2.
-	$(PIP) install --quiet --no-deps sae-bench==0.6.0
+# The stages (venv, torch, uv, saebench, sae-bench) are in scripts/install.sh: uv when it can be
+# installed from PyPI (INSTALLER=pip forces pip), pip's configuration passed on to it.
+$(STAMP): pyproject.toml scripts/install.sh
+	PYTHON='$(PYTHON)' VENV='$(VENV)' VENV_FLAGS='$(VENV_FLAGS)' TORCH='$(TORCH)' \
+		INSTALLER='$(INSTALLER)' bash scripts/install.sh
 	touch $@
 
 reinstall:
@@ -37,7 +36,7 @@ reinstall:
 
 # The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
 demo: install
-	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general --no-leaderboard --json-out runs/demo.json
+	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general --no-leaderboard --json-out saebench-results/demo.json
 
 lint: install
 	$(BIN)/ruff check .

@@ -68,7 +68,7 @@ from saebench.sae_adapters import (
     is_saelens_sae,
     saelens_meta,
 )
-from saebench.sae_io import SAELENS_CFG, SAELoadError, load_sae
+from saebench.sae_io import SAELENS_CFG, SAELoadError
 from saebench.task import load_task
 from saebench.validation.settings import check_settings
 
@@ -413,10 +413,14 @@ def _load(spec: Any) -> tuple[Any, str, SAEMeta]:
 
 
 def _load_path(spec: str | Path) -> Any:
-    """:func:`load_sae`, falling back to sae-lens for SAELens directories saebench's own
-    reader cannot represent (abstopk, matching_pursuit, layer_norm normalisation, ...)."""
+    """What ``saebench run --sae`` loads (:func:`saebench.discover.load`: also a
+    dictionary_learning checkpoint ``ae_N.pt``), falling back to sae-lens for SAELens
+    directories saebench's own reader cannot represent (abstopk, matching_pursuit, layer_norm
+    normalisation, ...)."""
+    from saebench.discover import load as load_like_the_cli
+
     try:
-        return load_sae(spec, device="cpu")
+        return load_like_the_cli(str(spec), device="cpu")
     except SAELoadError as err:
         path = Path(spec).expanduser()
         if not (path / SAELENS_CFG).is_file():

@@ -331,7 +331,8 @@ def causal_map(
     if any(unfitted.values()):
         logger.warning(
             "some evaluation prompts use attribute values absent from the %d fitting prompts "
-            "(their supervised features are zero): %s; raise --n-fit-prompts",
+            "(their supervised features are zero): %s; raise n_fit_prompts (the CLI's "
+            "--n-fit-prompts)",
             settings.n_fit_prompts,
             unfitted,
         )

@@ -56,6 +56,11 @@ class LazyGroup(click.Group):
             "map_command",
             "Map where a model's task answer depends on each attribute, node by node.",
         ),
+        "nodes": (
+            "saebench.cli_nodes",
+            "nodes_command",
+            "List a model's hooks with their widths, a task's positions and its causal nodes.",
+        ),
         "sweep": (
             "saebench.cli_sweep",
             "sweep_command",
@@ -135,7 +140,10 @@ def main(verbose: bool) -> None:
     "model, the clean run and every SAE-independent number.",
 )
 @click.option(
-    "--task", default="ioi", show_default=True, help="Task plugin (see `saebench tasks`)."
+    "--task",
+    default=None,
+    help="Task plugin (see `saebench tasks`). Default: the task the SAE was trained on "
+    "(its training_task), else ioi.",
 )
 @click.option(
     "--model",
@@ -158,9 +166,10 @@ def main(verbose: bool) -> None:
 )
 @click.option(
     "--position",
-    default="END",
-    show_default=True,
-    help="Position label the node reads and edits (IOI: END, IO, S1, S1+1, S2).",
+    default=None,
+    help="Position label the node reads and edits (IOI: END, IO, S1, S1+1, S2; `saebench nodes "
+    "--model M` lists a task's). Default: the position the SAE was trained at (its "
+    "training_position) where the task has it, else END.",
 )
 @click.option(
     "--n-prompts",
@@ -235,18 +244,19 @@ def main(verbose: bool) -> None:
 )
 @click.option(
     "--leaderboard",
-    default=DEFAULT_LEADERBOARD,
-    show_default=True,
+    default=None,
     help="Leaderboard CSV to upsert the row into ({model}, {task} are filled in; relative to "
-    "the working directory).",
+    f"the working directory). Default: your results folder, $SAEBENCH_RESULTS/{{model}}.csv, "
+    f"else {DEFAULT_LEADERBOARD}. The shipped leaderboards (leaderboard/*.csv) are "
+    "reference data, written only when named here.",
 )
 @click.option("--no-leaderboard", is_flag=True, help="Do not write a leaderboard row.")
 @click.option(
     "--json-out",
-    default=DEFAULT_JSON_OUT,
-    show_default=True,
+    default=None,
     help="Per-run JSON ({model}, {task}, {sae}, {node} are filled in; relative to the working "
-    "directory). Both outputs are checked for writability before the evaluation; a result "
+    f"directory). Default: {DEFAULT_JSON_OUT} (in $SAEBENCH_RESULTS when set). Both outputs "
+    "are checked for writability before the evaluation; a result "
     "that still cannot be written is saved under $SAEBENCH_CACHE/unsaved (~/.cache/saebench/"
     "unsaved) and the error names the file.",
 )
@@ -305,7 +315,13 @@ def main(verbose: bool) -> None:
     "(TRAINER/checkpoints/ae_N.pt, named TRAINER/ae_N).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(saes: tuple[str, ...], threads: int, **options) -> None:
+@click.option(
+    "--details",
+    is_flag=True,
+    help="With several SAEs, print each one's full table too (the JSONs always hold "
+    "everything); without it a call of several ends with one comparison table.",
+)
+def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
     """Score SAEs on a task next to the supervised reference at the same node.
 
     Prints a table, writes a per-run JSON and upserts one leaderboard row per SAE. An SAE that
@@ -313,11 +329,18 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
     was scored or skipped; 1 when some of several failed; 2 when the call could not start
     (bad options) or its only SAE failed.
     """
+    from saebench.defaults import default_json_out, default_leaderboard
+
+    if options["leaderboard"] is None:
+        options["leaderboard"] = default_leaderboard()
+    if options["json_out"] is None:
+        options["json_out"] = default_json_out()
+    _check_offline(saes, options["model"])  # before torch is imported
     _check_early({**options, "threads": threads})
     if options["protocol"] == "paper":
         from click.core import ParameterSource
 
-        if options["task"] not in PAPER_TASK_OPTIONS:
+        if options["task"] is not None and options["task"] not in PAPER_TASK_OPTIONS:
             fail(f"--protocol paper is defined for the task(s) {', '.join(PAPER_TASK_OPTIONS)}")
         ctx = click.get_current_context()
         given = {
@@ -368,13 +391,70 @@ def run(saes: tuple[str, ...], threads: int, **options) -> None:
         for config, item in zip(configs, found, strict=True)
     ]
     several = len(outcomes) > 1
+    noted = (n for o in outcomes if o.status != "failed" for n in o.notes)
+    for note in dict.fromkeys(noted):
+        click.echo(note if several else f"{outcomes[0].name}: {note}")
     for outcome in outcomes:
-        _report(outcome, several)
+        _report(outcome, several, details)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("scored", "skipped", "failed")}
     if several:
+        _report_several(outcomes, counts["skipped"])
         click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
     if counts["failed"]:
         sys.exit(1 if several else 2)
+
+
+def _row_of(outcome: Outcome) -> dict | None:
+    """The flat row (node, name, metrics) of a scored or skipped SAE, for the comparison."""
+    from saebench.run import leaderboard_row
+
+    if outcome.record is not None:
+        return leaderboard_row(outcome.record)
+    return outcome.row
+
+
+def _report_several(outcomes: list[Outcome], skipped: int) -> None:
+    """After several SAEs: the skipped ones in one line, the comparison table (scored and
+    skipped SAEs, their stored numbers), and where the results are."""
+    from saebench.comparison_table import comparison_table
+
+    if skipped:
+        sources = sorted({o.message.split(" has its row")[0] for o in outcomes if o.row})
+        click.echo(
+            f"{skipped} skipped: their rows with these settings exist in {', '.join(sources)} "
+            "(shown below from there; --force recomputes)"
+        )
+    rows = [row for row in map(_row_of, outcomes) if row is not None]
+    if rows:
+        click.echo("")
+        click.echo(comparison_table(rows))
+        click.echo("")
+    paths: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        if outcome.record is not None:
+            for what, path in outcome.record.paths.items():
+                paths.setdefault(what, set()).add(path)
+    if "leaderboard" in paths:
+        click.echo(f"results: {', '.join(sorted(paths['leaderboard']))}")
+    if "json" in paths:
+        folders = sorted({str(Path(p).parent) for p in paths["json"]})
+        click.echo(f"JSONs: {len(paths['json'])} in {', '.join(folders)}")
+
+
+def _check_offline(saes: tuple[str, ...], model: str | None) -> None:
+    """Fail at once (one line, exit 2; before torch is imported) on a SAELens release or a
+    --model that is not in the local Hugging Face cache while the hub is offline or
+    unreachable (:mod:`saebench.offline`), instead of after a minute of retries."""
+    from saebench.offline import OfflineError, check_model, check_release
+
+    try:
+        if model is not None:
+            check_model(model)
+        for spec in saes:
+            if "/" in spec and not spec.startswith("supervised:") and not Path(spec).exists():
+                check_release(spec)
+    except OfflineError as err:
+        fail(str(err))
 
 
 def _os_message(err: OSError) -> str:
@@ -403,7 +483,9 @@ def _check_early(options: dict) -> None:
     try:
         if options["hook"] is not None:
             check_hook_syntax(options["hook"])
-        check_task_options(options["task"], (options["position"],))
+        if options["task"] is not None:  # else the SAE's own task: checked once it is known
+            positions = () if options["position"] is None else (options["position"],)
+            check_task_options(options["task"], positions)
         from saebench.model import check_device
 
         check_device(options["device"])
@@ -411,8 +493,9 @@ def _check_early(options: dict) -> None:
         fail(err.args[0] if err.args else err)
 
 
-def _report(outcome: Outcome, several: bool) -> None:
-    """Print one SAE's table and output paths, or its one line (skipped, failed)."""
+def _report(outcome: Outcome, several: bool, details: bool = False) -> None:
+    """Print one SAE's table and output paths (with several SAEs only with ``details``), or
+    its one line (failed; skipped, with its stored numbers when alone)."""
     from saebench.report import render
 
     if outcome.status == "failed":
@@ -420,7 +503,16 @@ def _report(outcome: Outcome, several: bool) -> None:
         click.echo(f"error: {prefix}{outcome.message}", err=True)
         return
     if outcome.status == "skipped":
+        if several:  # summed up in one line; its numbers are in the comparison
+            return
         click.echo(f"skipped {outcome.name}: {outcome.message}")
+        if outcome.row:
+            from saebench.comparison_table import comparison_table
+
+            click.echo("its stored numbers:")
+            click.echo(comparison_table([outcome.row]))
+        return
+    if several and not details:
         return
     record = outcome.record
     ident = record.identity

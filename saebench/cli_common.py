@@ -32,9 +32,13 @@ def check_hook_syntax(hook: str) -> None:
     >>> check_hook_syntax("blocks.3.attn.hook_z")
     """
     if not _HOOK_RE.match(hook):
+        head, _, last = hook.rpartition(".")
+        guess = f"{head}.hook_{last}" if head and not last.startswith("hook_") else ""
+        hint = f"did you mean {guess}? " if guess and _HOOK_RE.match(guess) else ""
         raise ValueError(
-            f"--hook {hook!r} is not a TransformerLens hook name (e.g. blocks.3.hook_resid_pre, "
-            "blocks.0.attn.hook_z)"
+            f"--hook {hook!r} is not a TransformerLens hook name; {hint}(e.g. "
+            "blocks.3.hook_resid_pre, blocks.0.attn.hook_z; `saebench nodes --model M` lists a "
+            "model's hooks)"
         )
 
 

@@ -61,6 +61,14 @@ def leaderboard() -> None:
     "of each family (architecture, data source) whose edit lands closest in L2 to the "
     "counterfactual activation (edit_distance / aware_edit_distance columns).",
 )
+@click.option(
+    "--reference",
+    "reference_csv",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Another leaderboard (e.g. the shipped leaderboard/tiny-ioi.csv) whose rows at the "
+    "same nodes (model, hook, head, position) are shown beside CSV's, named 'ref: NAME'.",
+)
 def show(
     csv: str,
     sort_column: str | None,
@@ -69,6 +77,7 @@ def show(
     columns: tuple[str, ...],
     plain: bool,
     best_per_k: bool,
+    reference_csv: str | None,
 ) -> None:
     """Print the leaderboard as a table, each SAE metric beside its supervised reference.
 
@@ -88,6 +97,8 @@ def show(
     )
 
     frame = _load(csv)
+    if reference_csv is not None:
+        frame = with_reference(frame, _load(reference_csv))
     if best_per_k:
         from saebench.leaderboard.selection import best_per_k as select
         from saebench.leaderboard.selection import render_selection
@@ -117,6 +128,24 @@ def show(
     else:
         width = shutil.get_terminal_size().columns
         click.echo(render_rich(frame, selected, width=width), nl=False)
+
+
+NODE_COLUMNS = ("model", "hook", "head", "position")
+
+
+def with_reference(frame, reference):
+    """``frame``'s rows, then ``reference``'s rows at the nodes ``frame`` has (their
+    ``sae_name`` prefixed ``ref: ``)."""
+    import pandas as pd
+
+    def key(table):
+        return table[list(NODE_COLUMNS)].astype(str).agg("|".join, axis=1)
+
+    if reference.empty or frame.empty:
+        return frame
+    reference = reference[key(reference).isin(set(key(frame)))].copy()
+    reference["sae_name"] = "ref: " + reference["sae_name"].astype(str)
+    return pd.concat([frame, reference], ignore_index=True)
 
 
 @leaderboard.command()
@@ -239,7 +268,7 @@ def _export_markdown(
     frame = _load(csv)
     text = export_markdown(frame)
     if markdown_file is not None:
-        Path(markdown_file).write_text(text, encoding="utf-8")
+        _write_text(Path(markdown_file), text)
         click.echo(f"wrote {markdown_file}")
     elif readme_file is None:
         click.echo(text, nl=False)
@@ -250,5 +279,15 @@ def _export_markdown(
             body = render_leaderboard_readme(csv, plots, readme_dir=readme.parent)
         except LeaderboardError as err:
             fail(str(err))
-        readme.write_text(body, encoding="utf-8")
+        _write_text(readme, body)
         click.echo(f"wrote {readme_file}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, creating its folder (as ``plot --out`` does); one
+    ``error:`` line when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        fail(f"{err.filename or path}: {err.strerror or err}")

@@ -17,10 +17,43 @@ DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 DEFAULT_CACHE_BUDGET_MB = 1024.0
 """Bound on the attention keys and values one clean run keeps (MB); see
 :mod:`saebench.runner`."""
-DEFAULT_LEADERBOARD = "leaderboard/{model}.csv"
-"""Leaderboard CSV of ``saebench run`` (relative to the working directory)."""
-DEFAULT_JSON_OUT = "runs/{model}/{sae}-{task}-{node}.json"
-"""Per-run JSON of ``saebench run`` (relative to the working directory)."""
+RESULTS_ENV = "SAEBENCH_RESULTS"
+"""Environment variable naming the user's results folder."""
+DEFAULT_RESULTS_DIR = "saebench-results"
+"""The user's results folder when ``$SAEBENCH_RESULTS`` is unset (relative to the working
+directory; git-ignored in a checkout). A run never writes the shipped leaderboards
+(``leaderboard/*.csv``) unless they are named explicitly (``--leaderboard``; the Makefile's
+``leaderboard`` targets and the ``sweeps/*-leaderboard.toml`` specs do)."""
+DEFAULT_LEADERBOARD = DEFAULT_RESULTS_DIR + "/{model}.csv"
+"""Leaderboard CSV of ``saebench run`` when ``$SAEBENCH_RESULTS`` is unset
+(:func:`default_leaderboard`)."""
+DEFAULT_JSON_OUT = DEFAULT_RESULTS_DIR + "/runs/{model}/{sae}-{task}-{node}.json"
+"""Per-run JSON of ``saebench run`` when ``$SAEBENCH_RESULTS`` is unset
+(:func:`default_json_out`)."""
+
+
+def results_dir() -> str:
+    """``$SAEBENCH_RESULTS``, else :data:`DEFAULT_RESULTS_DIR` (as a template: braces doubled).
+
+    >>> import os; os.environ.pop(RESULTS_ENV, None) and None; results_dir()
+    'saebench-results'
+    """
+    import os
+
+    folder = os.environ.get(RESULTS_ENV, "").strip() or DEFAULT_RESULTS_DIR
+    return folder.rstrip("/").replace("{", "{{").replace("}", "}}") or "/"
+
+
+def default_leaderboard() -> str:
+    """The user's leaderboard CSV template: ``{results}/{model}.csv``."""
+    return results_dir() + "/{model}.csv"
+
+
+def default_json_out() -> str:
+    """The user's per-run JSON template: ``{results}/runs/{model}/{sae}-{task}-{node}.json``."""
+    return results_dir() + "/runs/{model}/{sae}-{task}-{node}.json"
+
+
 PROTOCOLS: tuple[str, ...] = ("saebench", "paper")
 """Evaluation protocols of ``saebench run --protocol`` (docs/metrics.md §10): ``saebench``,
 the defaults above; ``paper``, Makelov, Lange & Nanda's setting (:data:`PAPER_PROTOCOL`)."""

@@ -299,7 +299,8 @@ def prepare(
     if any(unfitted.values()):
         logger.warning(
             "some evaluation prompts use attribute values absent from the %d fitting prompts "
-            "(their supervised features are zero): %s; raise --n-fit-prompts",
+            "(their supervised features are zero): %s; raise n_fit_prompts (the CLI's "
+            "--n-fit-prompts)",
             settings.n_fit_prompts,
             unfitted,
         )
@@ -426,13 +427,14 @@ def aware_edited_activations(
 
 
 @torch.no_grad()
-def score(context: NodeContext, dictionary) -> EvalResult:
+def score(context: NodeContext, dictionary, desc: str | None = None) -> EvalResult:
     """Score ``dictionary`` at the context's node: everything that depends on it (its codes,
     approximation (metrics.md §4), the greedy and aware edits at each k, interpretability (§6)),
     next to the context's shared numbers. 38 of the 49 interventions of a default run.
 
     ``dictionary`` is an SAE (anything with ``encode``, ``decode``, ``active``, ``W_dec_FD``),
     or ``"supervised:mean"`` / ``"supervised:lstsq"`` to score a supervised dictionary itself.
+    ``desc`` labels the progress bar (default ``scoring at NODE``).
     """
     check_width(dictionary, context.node, context.model)
     task, settings, runner = context.task, context.settings, context.runner
@@ -449,7 +451,7 @@ def score(context: NodeContext, dictionary) -> EvalResult:
     }
     steps = tqdm(
         total=1 + len(task.attributes),
-        desc=f"scoring at {context.node}",
+        desc=desc or f"scoring at {context.node}",
         disable=not settings.progress,
     )
     codes_NF = encode(dictionary, acts_ND, labels)

@@ -59,7 +59,15 @@ class Node:
     def check(self, model) -> None:
         """Raise ``ValueError`` if the hook, head or layer does not exist in ``model``."""
         if self.hook_name not in model.hook_dict:
-            raise ValueError(f"the model has no hook {self.hook_name!r}")
+            import difflib
+
+            close = difflib.get_close_matches(self.hook_name, list(model.hook_dict), n=3)
+            name = getattr(model.cfg, "model_name", None) or "MODEL"
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise ValueError(
+                f"the model has no hook {self.hook_name!r}; {hint}(`saebench nodes --model "
+                f"{name}` lists its hooks and widths)"
+            )
         if self.head is not None:
             if not self.per_head:
                 raise ValueError(f"hook {self.hook_name!r} has no heads; drop the head index")

@@ -28,9 +28,7 @@ from saebench import __version__, bootstrap, evaluate
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_COVERAGE_MIN_PROMPTS,
-    DEFAULT_JSON_OUT,
     DEFAULT_KS,
-    DEFAULT_LEADERBOARD,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
     PAPER_FIT_SPLIT,
@@ -38,6 +36,8 @@ from saebench.defaults import (
     PAPER_TASK_OPTIONS,
     PAPER_VERSION_SUFFIX,
     PROTOCOLS,
+    default_json_out,
+    default_leaderboard,
 )
 from saebench.discover import load as load_sae
 from saebench.evaluate import (
@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 SUPERVISED_SPECS = {"supervised:mean": "mean", "supervised:lstsq": "lstsq"}
 """``--sae`` values that score a supervised dictionary itself (needs ``--model``, ``--hook``)."""
 DEFAULT_MODEL = "gpt2-small"
+DEFAULT_TASK = "ioi"
+DEFAULT_POSITION = "END"
 # relative paths are relative to the working directory; records and messages name them absolute
 
 
@@ -71,11 +73,14 @@ class RunConfig:
     """Everything ``saebench run`` takes from the command line."""
 
     sae: str
-    task: str = "ioi"
+    task: str | None = None
+    """Task plugin; None: the SAE's ``training_task`` (saebench's metadata), else ``ioi``."""
     model: str | None = None
     hook: str | None = None
     head: int | None = None
-    position: str = "END"
+    position: str | None = None
+    """Position label; None: the SAE's ``training_position`` where the task has it, else
+    ``END``. :func:`resolve` fills ``task`` and ``position`` in."""
     n_prompts: int = DEFAULT_N_PROMPTS
     n_fit_prompts: int = DEFAULT_N_FIT_PROMPTS
     ks: tuple[int, ...] = DEFAULT_KS
@@ -87,9 +92,11 @@ class RunConfig:
     """Bootstrap replicates of the intervals (docs/metrics.md §11); 0: none."""
     coverage_min_prompts: int = DEFAULT_COVERAGE_MIN_PROMPTS
     """Prompts a value needs to count in F1 coverage (docs/metrics.md §6)."""
-    leaderboard: str | None = DEFAULT_LEADERBOARD
-    """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row."""
-    json_out: str | None = DEFAULT_JSON_OUT
+    leaderboard: str | None = field(default_factory=default_leaderboard)
+    """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row.
+    Default: the user's results folder (``$SAEBENCH_RESULTS``, else ``saebench-results``),
+    never a shipped leaderboard."""
+    json_out: str | None = field(default_factory=default_json_out)
     """Per-run JSON; ``{model}``, ``{task}``, ``{sae}`` and ``{node}`` are filled in."""
     cache_dir: Path | None = None
     progress: bool = True
@@ -120,11 +127,12 @@ class RunConfig:
     fills them."""
 
 
-def check_protocol(protocol: str, task: str) -> None:
-    """``ValueError`` unless ``protocol`` is known and defined for ``task``."""
+def check_protocol(protocol: str, task: str | None) -> None:
+    """``ValueError`` unless ``protocol`` is known and defined for ``task`` (None: the task is
+    not known yet, it will come from the SAE's record; checked again then)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    if protocol == "paper" and task not in PAPER_TASK_OPTIONS:
+    if protocol == "paper" and task is not None and task not in PAPER_TASK_OPTIONS:
         raise ValueError(
             f"--protocol paper is defined for the task(s) {', '.join(PAPER_TASK_OPTIONS)} "
             f"(the paper's), not {task!r}"
@@ -169,6 +177,10 @@ class Outcome:
     """One line: why it failed or was skipped."""
     error: Exception | None = None
     """The exception it failed with."""
+    row: dict[str, str] | None = None
+    """A skipped SAE's existing leaderboard row (its stored numbers)."""
+    notes: list[str] = field(default_factory=list)
+    """Choices made from the SAE's own record (model, task, node, position), one line each."""
 
     @property
     def name(self) -> str:
@@ -224,11 +236,41 @@ def trained_elsewhere(meta: SAEMeta, node: Node, task: str) -> list[str]:
     return notes
 
 
-def resolve(config: RunConfig) -> tuple[SAE | str, str, dict | None, Node]:
-    """The dictionary (an SAE, or a supervised spec), model name, processing and node."""
+def own_task_and_position(meta: SAEMeta | None, config: RunConfig) -> dict[str, str]:
+    """The task and position the SAE's own record names (saebench's ``training_task`` and
+    ``training_position``) for those ``config`` leaves unset (None); a position is taken only
+    where the task has it."""
+    info = meta.cfg.get("metadata") if meta is not None and isinstance(meta.cfg, dict) else None
+    info = info if isinstance(info, dict) else {}
+    chosen: dict[str, str] = {}
+    task = config.task
+    if task is None and isinstance(info.get("training_task"), str) and info["training_task"]:
+        task = chosen["task"] = info["training_task"]
+    position = info.get("training_position")
+    if config.position is None and isinstance(position, str) and position not in ("", "all"):
+        labels = tuple(getattr(task_factory(task or DEFAULT_TASK), "position_labels", ()) or ())
+        if not labels or position in labels:
+            chosen["position"] = position
+    return chosen
+
+
+def resolve(
+    config: RunConfig, notes: list[str] | None = None
+) -> tuple[SAE | str, str, dict | None, Node]:
+    """The dictionary (an SAE, or a supervised spec), model name, processing and node.
+
+    Fills in ``config.task`` and ``config.position`` where they are None: from the SAE's own
+    record (:func:`own_task_and_position`), else ``ioi`` and ``END``; appends to ``notes`` one
+    line saying what was taken from the SAE (model, task, hook, position)."""
+    from saebench.cli_common import check_task_options
+
     if config.sae in SUPERVISED_SPECS:
         if not config.model or not config.hook:
             raise ValueError(f"--sae {config.sae} needs --model and --hook")
+        if config.task is None and config.position is not None:
+            check_task_options(DEFAULT_TASK, (config.position,))
+        config.task = config.task or DEFAULT_TASK
+        config.position = config.position or DEFAULT_POSITION
         return config.sae, config.model, None, Node(config.hook, config.position, config.head)
     sae = load_sae(config.sae, device="cpu")
     meta = sae.meta
@@ -239,7 +281,27 @@ def resolve(config: RunConfig) -> tuple[SAE | str, str, dict | None, Node]:
     if not hook:
         raise ValueError(f"the SAE at {config.sae} names no hook; pass --hook")
     head = config.head if config.head is not None else meta.hook_head_index
+    chosen = own_task_and_position(meta, config)
+    from_sae = [
+        name
+        for name, given, own in (
+            ("model", config.model, meta.model_name),
+            ("task", config.task, chosen.get("task")),
+            ("hook", config.hook, meta.hook_name),
+            ("position", config.position, chosen.get("position")),
+        )
+        if given is None and own
+    ]
+    if config.task is None and config.position is not None:  # not checked before: no task
+        check_task_options(chosen.get("task") or DEFAULT_TASK, (config.position,))
+    config.task = config.task or chosen.get("task") or DEFAULT_TASK
+    config.position = config.position or chosen.get("position") or DEFAULT_POSITION
     node = Node(hook, config.position, head)
+    if notes is not None and from_sae:
+        notes.append(
+            f"{model_name} / {config.task} at {node}: {', '.join(from_sae)} from the SAE's own "
+            f"record (--{', --'.join(from_sae)} override)"
+        )
     for note in trained_elsewhere(meta, node, config.task):
         logger.warning("%s: %s", config.sae, note)
     return sae, model_name, meta.model_from_pretrained_kwargs, node
@@ -341,6 +403,9 @@ class _Job:
     node: Node
     paths: dict[str, str]
     identity: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    progress: str = ""
+    """The progress bar's label: ``SAE i of N: name``."""
 
 
 def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
@@ -370,10 +435,13 @@ def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
     for index, config in enumerate(configs):
         try:
             jobs.append(_job(index, config))
+            outcomes[index].notes = jobs[-1].notes
         except Exception as err:  # one SAE's problem: report it, go on with the others
             _fail(outcomes[index], err)
     check_plan(output_plan(jobs))
     jobs = [job for job in jobs if _needs_scoring(job, outcomes[job.index])]
+    for number, job in enumerate(jobs, start=1):
+        job.progress = f"SAE {number} of {len(jobs)}: {outcomes[job.index].name}"
 
     groups: dict[str, list[_Job]] = {}
     for job in jobs:
@@ -401,7 +469,9 @@ def run_outcomes(configs: list[RunConfig]) -> list[Outcome]:
 
 def _job(index: int, config: RunConfig) -> _Job:
     """Resolve one SAE: dictionary, model, node, output paths and row identity."""
-    dictionary, model_name, processing, node = resolve(config)
+    notes: list[str] = []
+    dictionary, model_name, processing, node = resolve(config, notes)
+    check_protocol(config.protocol, config.task)  # the task may come from the SAE's record
     return _Job(
         index=index,
         config=config,
@@ -411,6 +481,7 @@ def _job(index: int, config: RunConfig) -> _Job:
         node=node,
         paths=output_paths(config, model_name, node),
         identity=identity_of(dictionary, config, model_name, processing, node),
+        notes=notes,
     )
 
 
@@ -437,8 +508,14 @@ def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
         _fail(outcome, err)
         return False
     if exists and job.config.skip_existing:
+        from saebench.leaderboard.store import find_row
+
         outcome.status = "skipped"
         outcome.message = f"{csv_path} has its row with these settings (--force recomputes)"
+        try:
+            outcome.row = find_row(csv_path, job.identity)
+        except Exception:  # the numbers are a courtesy; the skip stands
+            outcome.row = None
         return False
     return True
 
@@ -453,6 +530,9 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
             [model_name, effective_processing(model_name, processing), config.device]
         )
         if model_key not in models:
+            from saebench.offline import check_model
+
+            check_model(model_name)  # not cached and no hub: fail now, without retries
             models[model_key] = load_model(model_name, processing, device=config.device)
         model = models[model_key]
         bos = (
@@ -498,7 +578,7 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
         outcome = outcomes[job.index]
         try:
             start = time.perf_counter()
-            result = checked_score(context, job.dictionary, outcome.name)
+            result = checked_score(context, job.dictionary, outcome.name, job.progress or None)
             timing = {"wall_time_s": time.perf_counter() - start, "shared_wall_time_s": shared_s}
             outcome.record = _record(job, result, timing)
             outcome.status, outcome.message = "scored", ""
@@ -506,7 +586,9 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
             _fail(outcome, err)
 
 
-def checked_score(context: evaluate.NodeContext, dictionary: Any, name: str) -> EvalResult:
+def checked_score(
+    context: evaluate.NodeContext, dictionary: Any, name: str, desc: str | None = None
+) -> EvalResult:
     """:func:`saebench.evaluate.score`, refusing first an SAE whose codes or reconstructions
     are not finite (:func:`saebench.validation.finite.check_codes`), and flagging after it any
     other metric left NaN or infinite (a warning, and ``details["non_finite_metrics"]``)."""
@@ -518,7 +600,7 @@ def checked_score(context: evaluate.NodeContext, dictionary: Any, name: str) -> 
         ]
         with torch.no_grad():
             check_codes(dictionary.to(context.runner.device), inputs)
-    result = evaluate.score(context, dictionary)
+    result = evaluate.score(context, dictionary, desc=desc)
     bad = non_finite_metrics(result.metrics)
     if bad:
         logger.warning(
@@ -550,9 +632,11 @@ def _fail(outcome: Outcome, err: Exception) -> None:
     """Mark ``outcome`` failed with ``err``'s one-line message."""
     from saebench.leaderboard import LeaderboardError
     from saebench.model import ModelUnavailableError
+    from saebench.offline import OfflineError
     from saebench.sae_io import SAELoadError
 
     expected = (
+        OfflineError,
         SAELoadError,
         ModelUnavailableError,
         LeaderboardError,
@@ -674,7 +758,10 @@ def counterfactual_seeds(task: str, seed: int) -> dict[str, int]:
 
 def check_templates(config: RunConfig) -> None:
     """``ValueError`` unless the JSON and leaderboard path templates fill in (before any work)."""
-    output_paths(config, "model", Node("hook", config.position))
+    from dataclasses import replace
+
+    filled = replace(config, task=config.task or DEFAULT_TASK)
+    output_paths(filled, "model", Node("hook", config.position or DEFAULT_POSITION))
 
 
 def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, str]:

@@ -67,6 +67,15 @@ class Outcome:
     """Top next-token prediction."""
 
 
+def _nested_bar_disabled(progress: bool) -> bool:
+    """Whether a bar shown under another one (``leave=False``) is off: with ``progress`` off,
+    or where stderr is no terminal (logs, notebooks), in which nested bars leave cursor
+    escapes (``\x1b[A``) behind; the outer bar still shows the progress there."""
+    import sys
+
+    return not progress or not getattr(sys.stderr, "isatty", lambda: False)()
+
+
 def _batches(n: int, size: int):
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
@@ -131,7 +140,7 @@ def clean_run(
     for sl in tqdm(
         list(_batches(len(prompts), batch_size)),
         desc="clean run",
-        disable=not progress,
+        disable=_nested_bar_disabled(progress),
         leave=False,
     ):
         batch = prompts.select(sl)
@@ -180,7 +189,7 @@ def read_nodes(
     for sl in tqdm(
         list(_batches(len(prompts), batch_size)),
         desc=desc,
-        disable=not progress,
+        disable=_nested_bar_disabled(progress),
         leave=False,
     ):
         batch = prompts.select(sl)

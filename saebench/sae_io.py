@@ -144,7 +144,14 @@ def load_saelens_dir(path: str | Path, device: str = "cpu") -> SAE:
 
 
 def load_saelens_release(spec: str, device: str = "cpu") -> SAE:
-    """Load ``"RELEASE/SAE_ID"`` through ``sae_lens.SAE.from_pretrained`` (downloads)."""
+    """Load ``"RELEASE/SAE_ID"`` through ``sae_lens.SAE.from_pretrained`` (downloads; from
+    the local cache only, at once, when the hub is offline or unreachable)."""
+    from saebench.offline import OfflineError, check_release
+
+    try:
+        check_release(spec)
+    except OfflineError as exc:
+        raise _error(spec, str(exc).removeprefix(f"{spec}: ")) from exc
     try:
         import sae_lens
         from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
@@ -167,7 +174,10 @@ def load_saelens_release(spec: str, device: str = "cpu") -> SAE:
     if sae_id not in valid_ids:
         raise _error(spec, f"release {release!r} has no SAE {sae_id!r}; e.g. {valid_ids[:3]}")
     try:
-        sl_sae = sae_lens.SAE.from_pretrained(release, sae_id, device=device)
+        from saebench.model import _offline_unless_hub_reachable
+
+        with _offline_unless_hub_reachable():
+            sl_sae = sae_lens.SAE.from_pretrained(release, sae_id, device=device)
     except Exception as exc:  # network, cache and format errors all end here
         raise _error(
             spec,

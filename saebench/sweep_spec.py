@@ -7,8 +7,9 @@ lists naming the SAEs::
     [sweep]
     model = "tiny-ioi"                 # optional: default each SAE's own model_name
     task = "ioi"
-    leaderboard = "leaderboard/{model}-sweep.csv"   # false: write no rows
-    json_out = "runs/{model}/{sae}-{task}-{node}.json"  # false: write no JSON
+    leaderboard = "results/{model}-sweep.csv"   # default $SAEBENCH_RESULTS/{model}.csv, else
+                                       # saebench-results/{model}.csv; false: write no rows
+    json_out = "results/runs/{sae}.json"  # default beside it in runs/; false: write no JSON
     position = "END"                   # default position of every node
     n_prompts = 1000
     n_fit_prompts = 10000
@@ -59,6 +60,8 @@ from saebench.defaults import (
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
     PROTOCOLS,
+    default_json_out,
+    default_leaderboard,
     paper_preset,
 )
 from saebench.validation.settings import RULES, SettingsError, check_settings
@@ -208,7 +211,8 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         raise bad(
             f"unknown [sweep] key(s) {', '.join(sorted(unknown))} (known: {', '.join(SWEEP_KEYS)})"
         )
-    settings = {**SWEEP_KEYS, **table}
+    settings = {**SWEEP_KEYS, "leaderboard": default_leaderboard(), "json_out": default_json_out()}
+    settings.update(table)
     if settings["protocol"] not in PROTOCOLS:
         raise bad(f"[sweep] protocol must be one of {', '.join(PROTOCOLS)}")
     if settings["protocol"] == "paper":

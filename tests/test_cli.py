@@ -171,10 +171,11 @@ def test_several_saes_in_one_run_each_score_as_alone(sae_dir, tmp_path):
     csv = tmp_path / "lb.csv"
     both = run_cli(
         ["run", "--sae", str(sae_dir), "--sae", str(other), *common]
-        + ["--leaderboard", str(csv), "--json-out", str(tmp_path / "{sae}.json")]
+        + ["--leaderboard", str(csv), "--json-out", str(tmp_path / "{sae}.json"), "--details"]
     )
     assert both.exit_code == 0, both.output
     assert both.output.count("\nsufficiency ") == 2
+    assert "2 SAEs, sorted by" in both.output  # then the comparison
     assert sorted(pd.read_csv(csv)["sae_name"]) == ["my-sae", "other-sae"]
     alone = run_cli(
         ["run", "--sae", str(other), *common, "--no-leaderboard"]

@@ -327,8 +327,9 @@ def test_the_cli_the_run_config_and_the_scorer_share_one_set_of_defaults() -> No
         assert options[name] == getattr(config, name) == getattr(settings, name) == value, name
     assert tuple(config.ks) == settings.ks == defaults.DEFAULT_KS
     assert options["ks"] == ",".join(map(str, defaults.DEFAULT_KS))
-    assert options["leaderboard"] == config.leaderboard == defaults.DEFAULT_LEADERBOARD
-    assert options["json_out"] == config.json_out == defaults.DEFAULT_JSON_OUT
+    assert options["leaderboard"] is None and options["json_out"] is None  # the results folder
+    assert config.leaderboard == defaults.default_leaderboard()
+    assert config.json_out == defaults.default_json_out()
 
 
 # ------------------------------------------------------------------ the supervised cache

@@ -101,7 +101,8 @@ def test_a_folder_of_four_saes_gives_four_rows_then_skips_all_then_force_recompu
     again = run_cli(["run", "--sae", str(folder), *FAST, *outputs(tmp_path)])
     assert again.exit_code == 0, again.output
     assert calls == {"prepare": 1, "score": 4}  # nothing recomputed
-    assert again.output.count("skipped sweep/") == 4 and "0 scored, 4 skipped" in again.output
+    assert "4 skipped: their rows" in again.output and "0 scored, 4 skipped" in again.output
+    assert all(f"sweep/{name} " in again.output for name in "abcd")  # their stored numbers
     assert (tmp_path / "lb.csv").read_text() == before
 
     monkeypatch.setattr(saebench.run, "load_model", load_model)

@@ -19,7 +19,7 @@ from test_leaderboard_store import make_row
 
 from saebench.cli import main
 from saebench.leaderboard.store import upsert_row
-from saebench.validation.finite import MAY_BE_UNDEFINED
+from saebench.validation.finite import undefined_by_definition
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -57,7 +57,7 @@ def check_outcome(args: list[str], work: Path, json_out: Path | None) -> None:
         if json_out is not None:
             metrics = json.loads(json_out.read_text())["metrics"]
             for name, value in metrics.items():
-                if not name.startswith(MAY_BE_UNDEFINED):
+                if not undefined_by_definition(name):
                     assert value is not None and math.isfinite(value), (name, value)
         return
     assert result.exit_code == 2, (result.exit_code, result.output)
@@ -171,7 +171,7 @@ def test_generated_sweep_specs_score_or_fail_cleanly(world, changes):
             for path in (work / "runs").rglob("*.json"):
                 metrics = json.loads(path.read_text())["metrics"]
                 assert all(v is not None and math.isfinite(v) for k, v in metrics.items()
-                           if not k.startswith(MAY_BE_UNDEFINED))
+                           if not undefined_by_definition(k))
             return
         # refused (2), or a job that failed at run time (1, the sweep's convention): one error
         # line each way, and no pre-existing file touched

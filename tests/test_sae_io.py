@@ -443,6 +443,7 @@ def test_release_download_failure_says_what_to_do(monkeypatch) -> None:
         raise ConnectionError("network unreachable")
 
     monkeypatch.setattr(sae_lens.SAE, "from_pretrained", offline)
+    monkeypatch.setattr("saebench.offline.check_release", lambda spec: None)  # as if cached
     with pytest.raises(SAELoadError) as info:
         load_sae("gpt2-small-res-jb/blocks.8.hook_resid_pre")
     message = str(info.value)
@@ -454,6 +455,7 @@ def test_release_download_failure_says_what_to_do(monkeypatch) -> None:
 def test_release_path_converts_the_saelens_object(monkeypatch) -> None:
     sl_sae = make_saelens("jumprelu", seed=12)
     monkeypatch.setattr(sae_lens.SAE, "from_pretrained", lambda *a, **k: sl_sae)
+    monkeypatch.setattr("saebench.offline.check_release", lambda spec: None)  # as if cached
     ours = load_sae("gpt2-small-res-jb/blocks.8.hook_resid_pre")
     x = x_ND()
     with torch.no_grad():

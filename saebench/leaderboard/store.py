@@ -93,7 +93,7 @@ class SettingsConflict(LeaderboardError):
         super().__init__(
             path,
             f"has a row for {name} at this node computed with {changes}; not replacing it "
-            "(--force replaces it; or write to another --leaderboard)",
+            "(--force replaces it; --leaderboard OTHER.csv or --no-leaderboard writes elsewhere)",
         )
 
 

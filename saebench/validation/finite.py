@@ -10,6 +10,7 @@ that are undefined for a reason of their own are not listed).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,9 +18,23 @@ import torch
 
 SHARED_PREFIXES = ("sup_", "noint_", "clean_", "meanabl_")
 """Metrics of the supervised reference and the clean run, not of the SAE."""
-MAY_BE_UNDEFINED = ("edit_score_",)
-"""SAE metrics NaN by definition in some cases (docs/metrics.md §5: the supervised edit no
-better than no edit)."""
+MAY_BE_UNDEFINED = re.compile(
+    r"edit_score_.*"
+    r"|aware_edit_(accuracy|magnitude|distance)_.*_k1"
+    r"|(f1_coverage|f1_mean_best|latents_per_value)_.*"
+)
+"""SAE metrics NaN by definition in some cases: the normalised score where the supervised
+edit is no better than no edit, the aware edit at k = 1 where no exchange fits the budget
+(docs/metrics.md §5), coverage where no value has enough evaluation prompts (§6)."""
+
+
+def undefined_by_definition(name: str) -> bool:
+    """Whether the metric ``name`` may be NaN by its definition (:data:`MAY_BE_UNDEFINED`).
+
+    >>> undefined_by_definition("aware_edit_accuracy_io_k1"), undefined_by_definition("l0")
+    (True, False)
+    """
+    return MAY_BE_UNDEFINED.fullmatch(name) is not None
 
 
 class NonFiniteError(ValueError):
@@ -58,5 +73,6 @@ def non_finite_metrics(metrics: Mapping[str, Any]) -> list[str]:
         for name, value in metrics.items()
         if isinstance(value, float)
         and not math.isfinite(value)
-        and not name.startswith(SHARED_PREFIXES + MAY_BE_UNDEFINED)
+        and not name.startswith(SHARED_PREFIXES)
+        and not undefined_by_definition(name)
     ]

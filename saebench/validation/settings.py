@@ -95,7 +95,9 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "editable_min_sup": lambda v: _number(v, 0.0, 1.0),
 }
 """Each setting's check: None when the value is fine, else what is wrong."""
-OPTIONAL = {"model", "hook", "head", "name", "device", "lock_timeout", "max_memory_mb"}
+OPTIONAL = {
+    "model", "task", "hook", "head", "position", "name", "device", "lock_timeout", "max_memory_mb"
+}
 """Settings that may be None (absent: the SAE's own, or a default)."""
 CLI_NAMES = {"ks": "--k", "cache_budget_mb": "--cache-budget", "max_memory_mb": "--max-memory"}
 
