@@ -45,14 +45,15 @@ from saebench.run import (
     DEFAULT_MODEL,
     RunConfig,
     RunRecord,
+    check_before_work,
     checked_score,
     git_commit,
     identity_of,
     leaderboard_row,
     library_versions,
     output_paths,
+    planned,
     trained_elsewhere,
-    warn_k_beyond_width,
     write_outputs,
 )
 from saebench.sae import SAE, SAEMeta
@@ -159,6 +160,7 @@ def evaluate_sae(
     leaderboard: str | Path | None = None,
     json_out: str | Path | None = None,
     force: bool = False,
+    max_memory_mb: float | None = None,
 ) -> SAEResult:
     """Score one SAE on ``task`` at its node of ``model``; see :func:`evaluate_saes`."""
     return evaluate_saes(
@@ -182,6 +184,7 @@ def evaluate_sae(
         leaderboard=leaderboard,
         json_out=json_out,
         force=force,
+        max_memory_mb=max_memory_mb,
     )[0]
 
 
@@ -207,6 +210,7 @@ def evaluate_saes(
     leaderboard: str | Path | None = None,
     json_out: str | Path | None = None,
     force: bool = False,
+    max_memory_mb: float | None = None,
 ) -> list[SAEResult]:
     """Score every SAE in ``saes``; results in the same order.
 
@@ -228,7 +232,9 @@ def evaluate_saes(
     ``hook`` / ``head`` override every SAE's metadata; ``device`` is where a named model is
     loaded (default cpu; a model object stays where it is). Settings as ``saebench run``:
     ``n_prompts`` evaluation prompts, ``n_fit_prompts`` for the supervised fit, edit sizes
-    ``ks``, F1 threshold ``tau``; ``cache_dir=None`` disables the supervised cache.
+    ``ks``, F1 threshold ``tau``; ``cache_dir=None`` disables the supervised cache;
+    ``max_memory_mb`` refuses, before its work, an SAE whose scoring is estimated to need more
+    memory (default 80% of the machine's, as ``--max-memory``).
 
     ``names`` name the SAEs in the identity (``sae_name``). ``leaderboard`` (a CSV) and
     ``json_out`` (one JSON per SAE) are written only when given; both may use ``{model}``,
@@ -237,6 +243,9 @@ def evaluate_saes(
     leaderboard row of the same SAE and node computed with other settings raises
     :class:`saebench.leaderboard.SettingsConflict` (wrapped in
     :class:`saebench.run.UnsavedResultError`, the result kept on disk) unless ``force``.
+    Outputs that would lose data are refused with ``ValueError`` before any work, as by
+    ``saebench run``: two SAEs writing one JSON, a JSON over the leaderboard or over a file
+    that is not a run record, two SAEs with identical weights writing one leaderboard row.
     """
     check_settings(
         {
@@ -252,12 +261,19 @@ def evaluate_saes(
             "tau": tau,
             "device": device,
             "cache_budget_mb": cache_budget_mb,
+            "max_memory_mb": max_memory_mb,
         },
         "api",
     )
     saes = list(saes)
-    if names is not None and len(names) != len(saes):
-        raise ValueError(f"{len(names)} names for {len(saes)} SAEs")
+    if names is not None:
+        if isinstance(names, str):
+            raise TypeError("names must be a list of strings, one per SAE, not a string")
+        names = list(names)
+        if len(names) != len(saes):
+            raise ValueError(f"{len(names)} names for {len(saes)} SAEs")
+        for name in names:
+            check_settings({"name": name}, "api")
     settings = EvalSettings(
         n_prompts=n_prompts,
         n_fit_prompts=n_fit_prompts,
@@ -306,9 +322,11 @@ def evaluate_saes(
             progress=progress,
             cache_budget_mb=cache_budget_mb,
             name=None if names is None else names[i],
+            max_memory_mb=max_memory_mb,
             **_label(None if names is None else names[i]),
         )
         jobs.append(_Job(raw, meta, config, model_name, processing, node))
+        jobs[-1].source = sae_id if isinstance(spec, str | Path) else f"object {id(raw)}"
     _check_output_paths(jobs)
 
     models: dict[str, Any] = {}
@@ -339,8 +357,7 @@ def evaluate_saes(
             jobs[i].scorable = as_scorable(
                 jobs[i].raw, d_head=lm.cfg.d_head, source=jobs[i].config.sae
             )
-            evaluate.check_width(jobs[i].scorable, first.node, lm)
-            warn_k_beyond_width(jobs[i].scorable, tuple(ks), jobs[i].config.sae)
+            check_before_work(jobs[i].scorable, first.node, lm, jobs[i].config, style="api")
         lm_task = load_task(task, tokenizer=tokenizer_of(lm), prepend_bos=first.meta.prepend_bos)
         start = time.perf_counter()
         context = evaluate.prepare(lm, lm_task, first.node, settings, first.model_name)
@@ -363,6 +380,8 @@ class _Job:
     node: Node
     model_key: str = ""
     scorable: Scorable | None = None
+    source: str = ""
+    """What tells it apart from the call's other SAEs: its path, or the object's id."""
 
 
 def _load(spec: Any) -> tuple[Any, str, SAEMeta]:
@@ -489,22 +508,22 @@ def _path(value: str | Path | None) -> Path | None:
 
 
 def _check_output_paths(jobs: list[_Job]) -> None:
-    """Fill in the output templates; refuse outputs that would lose data, e.g. two SAEs
-    writing one JSON or a JSON over the leaderboard (before any work,
+    """Fill in the output templates; refuse outputs that would lose data, as ``saebench run``
+    does: two SAEs writing one JSON, a JSON over the leaderboard, two SAEs with identical
+    weights writing one leaderboard row (before any work, :func:`saebench.run.planned` and
     :func:`saebench.validation.outputs.check_plan`)."""
-    from saebench.validation.outputs import Planned, check_plan
+    from saebench.validation.outputs import check_plan
 
-    check_plan(
-        [
-            Planned(
-                owner=job.config.name or job.config.label or job.config.sae,
-                source=job.config.sae,
-                paths=output_paths(job.config, job.model_name, job.node),
-                inputs=(job.config.sae,) if Path(job.config.sae).exists() else (),
-            )
-            for job in jobs
-        ]
-    )
+    plan = []
+    for job in jobs:
+        paths = output_paths(job.config, job.model_name, job.node)
+        identity = None
+        if "leaderboard" in paths:  # the row it would write (the hash needs no model)
+            early = as_scorable(job.raw, source=job.config.sae)
+            identity = identity_of(early, job.config, job.model_name, job.processing, job.node)
+        inputs = (job.config.sae,) if Path(job.config.sae).exists() else ()
+        plan.append(planned(job.config, paths, identity, source=job.source, inputs=inputs))
+    check_plan(plan)
 
 
 def _result(job: _Job, result: EvalResult, timing: dict[str, float]) -> SAEResult:

@@ -76,11 +76,36 @@ def test_1_a_json_over_a_file_that_is_not_json_or_an_input_is_refused(sae, tmp_p
     before = snapshot(tmp_path)
     fails_cleanly(
         ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(other)],
-        "not a JSON record",
+        "not a saebench run record",
     )
     fails_cleanly(
         ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(sae / "cfg.json")],
         "cfg.json",
+    )
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"old": true}',
+        '{"architecture": "relu", "d_in": 64, "d_sae": 128}',  # another SAE's cfg.json
+        '{"spec": "s.toml", "jobs": [], "results": []}',  # a sweep's record
+        '{"config": {}, "identity": {}, "provenance": {}}',  # no metrics
+        '{"config": 1, "identity": {}, "provenance": {}, "metrics": {}}',
+        "[1, 2]",
+        "null",
+    ],
+)
+def test_1_a_json_over_an_existing_json_that_is_not_a_run_record_is_refused(
+    sae, tmp_path, content
+):
+    target = tmp_path / "cfg.json"
+    target.write_text(content)
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(target)],
+        "not a saebench run record",
     )
     assert snapshot(tmp_path) == before
 
@@ -565,4 +590,55 @@ def test_1_a_leaderboard_export_over_its_own_csv_is_refused(tmp_path, option):
     csv = leaderboard_with_rows(tmp_path / "lb.csv")
     before = snapshot(tmp_path)
     fails_cleanly(["leaderboard", "export", str(csv), option, str(csv)], "refusing to overwrite")
+    assert snapshot(tmp_path) == before
+
+
+# The API refuses what the CLI refuses (one shared check) -----------------------------------
+
+API_SMALL = {"n_prompts": 40, "n_fit_prompts": 300, "ks": [1, 2], "cache_dir": None,
+             "progress": False}
+
+
+def test_3_the_api_refuses_identical_saes_that_would_share_one_row(tmp_path, monkeypatch):
+    from saebench import api
+    from saebench.sae_io import load_sae
+
+    for name in "ab":
+        write_sae(tmp_path / "saes" / name, seed=7)  # two copies of one SAE
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    paths = [str(tmp_path / "saes" / n) for n in "ab"]
+    objects = [load_sae(p) for p in paths]
+    for saes in (paths, objects, [paths[0], objects[1]]):
+        with pytest.raises(ValueError, match="identical weights"):
+            api.evaluate_saes(saes, "random-gpt2", leaderboard=csv,
+                              json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
+    # two distinct SAE objects of one class (no names) would write one JSON: refused
+    class Plain:
+        def __init__(self, sae):
+            self.W_dec, self.encode, self.decode = sae.W_dec_FD, sae.encode, sae.decode
+            self.cfg = {"hook_name": "blocks.1.hook_resid_pre"}
+
+    other = load_sae(str(write_sae(tmp_path / "saes" / "c", seed=8)))
+    with pytest.raises(ValueError, match="would both write"):
+        api.evaluate_saes([Plain(objects[0]), Plain(other)], "random-gpt2",
+                          hook="blocks.1.hook_resid_pre",
+                          json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
+    assert {p: b for p, b in snapshot(tmp_path).items() if p in before} == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_7_the_api_has_max_memory_through_the_shared_settings_check(tmp_path, random_model):
+    from saebench.api import evaluate_sae
+
+    big = write_sae(tmp_path / "big", f=4096)
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    for bad in (float("nan"), -1, "lots", True):
+        with pytest.raises(ValueError, match="max_memory_mb="):
+            evaluate_sae(str(big), random_model, max_memory_mb=bad, **API_SMALL)
+    with pytest.raises(ValueError, match="more than max_memory_mb= 1 MB"):
+        evaluate_sae(str(big), random_model, max_memory_mb=1, leaderboard=csv,
+                     json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
     assert snapshot(tmp_path) == before
