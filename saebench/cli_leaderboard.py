@@ -112,7 +112,13 @@ def plot(csv: str, out_dir: str | None) -> None:
 
     frame = _load(csv)
     target = Path(out_dir) if out_dir is not None else Path(csv).parent / "plots"
-    for path in write_plots(frame, target).values():
+    if target.exists() and not target.is_dir():
+        fail(f"--out {target}: is a file, not a directory")
+    try:
+        written = write_plots(frame, target)
+    except OSError as err:  # e.g. under a file, not writable, disk full
+        fail(f"{err.filename or target}: {err.strerror or err}")
+    for path in written.values():
         click.echo(str(path))
 
 

@@ -228,7 +228,7 @@ def map_command(
         for name in ("map.csv", "heatmap.png"):  # before any work, as `saebench run` does
             check_writable(out_dir / name, what="--out")
     except (ValueError, OSError) as err:
-        fail(str(err))
+        fail(err.strerror if isinstance(err, OSError) and err.strerror else str(err))
     set_threads(threads)
 
     from saebench.cache import default_cache_dir

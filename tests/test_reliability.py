@@ -642,3 +642,63 @@ def test_7_the_api_has_max_memory_through_the_shared_settings_check(tmp_path, ra
         evaluate_sae(str(big), random_model, max_memory_mb=1, leaderboard=csv,
                      json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
     assert snapshot(tmp_path) == before
+
+
+# Special files: never read as a record or table, never replaced --------------------------
+
+
+def _special_files(root: Path) -> list[Path]:
+    """A FIFO (a read blocks) and, as root, a null and a zero device of our own (renaming over
+    a device replaces the device; reading /dev/zero never ends)."""
+    import stat
+
+    made = [root / "fifo"]
+    os.mkfifo(made[0])
+    if os.geteuid() == 0:
+        for name, minor in (("null", 3), ("zero", 5)):
+            os.mknod(root / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+            made.append(root / name)
+    return made
+
+
+def _specials(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.lstat().st_mode, p.lstat().st_rdev) for p in root.iterdir()
+            if not p.is_file() and not p.is_dir()}
+
+
+def test_1_a_device_or_fifo_output_is_refused_never_read_or_replaced(sae, tmp_path):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    specials = _special_files(tmp_path)
+    (tmp_path / "link.json").symlink_to(specials[-1])
+    kinds = _specials(tmp_path)
+    before = snapshot(tmp_path)
+    for special in [*specials, tmp_path / "link.json"]:
+        fails_cleanly(["run", "--sae", str(sae), *SMALL, "--no-leaderboard",
+                       "--json-out", str(special)], "not a saebench run record")
+        fails_cleanly(["run", "--sae", str(sae), *SMALL, "--leaderboard", str(special),
+                       "--json-out", str(tmp_path / "runs" / "{sae}.json")], "not a regular file")
+        fails_cleanly(["leaderboard", "show", str(special)], "not a leaderboard file")
+    assert snapshot(tmp_path) == before and _specials(tmp_path) == kinds
+    assert csv.read_bytes() == before[str(csv)]
+
+
+def test_1_atomic_write_never_renames_over_a_special_file(tmp_path):
+    from saebench.io_utils import OutputPathError, atomic_write
+
+    for special in _special_files(tmp_path):
+        with pytest.raises(OutputPathError, match="not a regular file"):
+            atomic_write(special, "x")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_5_leaderboard_plot_out_a_file_is_one_error_line(tmp_path):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    fifo = _special_files(tmp_path)[0]
+    before = snapshot(tmp_path)
+    fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(tmp_path / "notes.txt")],
+                  "is a file")
+    fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(fifo)], "not a directory")
+    fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(tmp_path / "notes.txt" / "p")],
+                  "notes.txt")
+    assert snapshot(tmp_path) == before

@@ -167,10 +167,10 @@ def is_run_record(path: str | Path) -> bool:
     :data:`RUN_RECORD_KEYS`, each an object), rather than, say, an SAE's ``cfg.json``, a sweep
     record, a leaderboard CSV or weights: only a run record may be overwritten by a run."""
     try:
-        if os.path.getsize(path) > _MAX_JSON_PEEK:
-            return False
+        if not os.path.isfile(path) or os.path.getsize(path) > _MAX_JSON_PEEK:
+            return False  # never opened: a FIFO would block, /dev/zero never end
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.loads(f.read(_MAX_JSON_PEEK + 1))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(data, dict) and all(
