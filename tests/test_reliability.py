@@ -702,3 +702,34 @@ def test_5_leaderboard_plot_out_a_file_is_one_error_line(tmp_path):
     fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(tmp_path / "notes.txt" / "p")],
                   "notes.txt")
     assert snapshot(tmp_path) == before
+
+
+def test_6_an_sae_name_with_a_newline_fails_on_one_error_line(sae, tmp_path):
+    import shutil
+
+    shutil.copytree(sae, tmp_path / "saes" / "ok")
+    broken = tmp_path / "saes" / "x\ny"
+    shutil.copytree(sae, broken)
+    (broken / "cfg.json").write_text("[" * 100_000 + "]" * 100_000)  # nested too deeply
+    result = CliRunner().invoke(main, ["run", "--sae", str(tmp_path / "saes" / "*"), *SMALL,
+                                       "--no-leaderboard", "--json-out",
+                                       str(tmp_path / "runs" / "{sae}.json")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("WARNING ")]
+    assert len(lines) == 1 and lines[0].startswith("error: x y: "), lines
+    assert "nested too deeply" in lines[0] and "cfg.json" in lines[0]
+    assert (tmp_path / "runs" / "ok.json").exists()
+
+
+def test_6_empty_output_paths_and_an_overlong_sweep_path_are_one_error_line(sae, tmp_path):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    for option in ("--leaderboard", "--json-out"):
+        fails_cleanly(["run", "--sae", str(sae), *SMALL, option, " "], "is empty")
+    spec = spec_file(tmp_path / "s.toml", f'model = "random-gpt2"\nleaderboard = "{csv}"',
+                     ["a" * 5000])
+    result = CliRunner().invoke(main, ["sweep", str(spec), "--quiet"])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "File name too long" in lines[0] and len(lines[0]) < 300
+    assert {p: b for p, b in snapshot(tmp_path).items() if p != str(spec)} == before

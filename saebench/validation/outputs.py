@@ -72,6 +72,8 @@ def fill_template(template: str, fields: Mapping[str, object], what: str) -> str
     what = _OPTION.get(what, what)
     if "\0" in template:
         raise ValueError(f"bad {what} path {template!r}: it contains a NUL byte")
+    if not template.strip():
+        raise ValueError(f"bad {what} path {template!r}: it is empty")
     values = {k: safe_value(v) for k, v in fields.items()}
     out = []
     try:
