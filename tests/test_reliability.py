@@ -733,3 +733,28 @@ def test_6_empty_output_paths_and_an_overlong_sweep_path_are_one_error_line(sae,
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "File name too long" in lines[0] and len(lines[0]) < 300
     assert {p: b for p, b in snapshot(tmp_path).items() if p != str(spec)} == before
+
+
+def test_7_leaderboard_export_on_a_full_disk_is_one_error_line(tmp_path, monkeypatch):
+    import errno
+
+    from saebench import io_utils
+
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    (tmp_path / "lb.md").write_text("old tables\n")
+    real = io_utils.atomic_write
+
+    def full(path, data):
+        if Path(path).parent == tmp_path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(io_utils, "atomic_write", full)
+    before = snapshot(tmp_path)
+    fails_cleanly(["leaderboard", "export", str(csv), "--markdown", str(tmp_path / "lb.md")],
+                  "No space left on device", "lb.md")
+    fails_cleanly(["leaderboard", "export", str(csv), "--markdown", str(tmp_path / "x" / "y"),
+                   "--readme", str(tmp_path / "R.md")], "No space left on device", "R.md")
+    after = snapshot(tmp_path)  # the pre-existing files byte-identical, no temp file left
+    assert {p: b for p, b in after.items() if p in before} == before
+    assert set(after) - set(before) <= {str(tmp_path / "x" / "y")}
