@@ -46,6 +46,7 @@ from saebench.run import (
     RunConfig,
     RunRecord,
     check_before_work,
+    check_outputs_writable,
     checked_score,
     git_commit,
     identity_of,
@@ -247,6 +248,8 @@ def evaluate_saes(
     ``saebench run``: two SAEs writing one JSON, a JSON over the leaderboard or over a file
     that is not a run record, two SAEs with identical weights writing one leaderboard row.
     """
+    if not isinstance(ks, str | bytes) and hasattr(ks, "__iter__"):
+        ks = tuple(ks)  # once: a generator would be empty when read again
     check_settings(
         {
             "task": task,
@@ -255,7 +258,7 @@ def evaluate_saes(
             "head": head,
             "n_prompts": n_prompts,
             "n_fit_prompts": n_fit_prompts,
-            "ks": ks if isinstance(ks, list | tuple) else list(ks),
+            "ks": ks,
             "seed": seed,
             "batch_size": batch_size,
             "tau": tau,
@@ -524,6 +527,8 @@ def _check_output_paths(jobs: list[_Job]) -> None:
         inputs = (job.config.sae,) if Path(job.config.sae).exists() else ()
         plan.append(planned(job.config, paths, identity, source=job.source, inputs=inputs))
     check_plan(plan)
+    for item in plan:  # as `saebench run`: an output that could not be written, before work
+        check_outputs_writable(dict(item.paths))
 
 
 def _result(job: _Job, result: EvalResult, timing: dict[str, float]) -> SAEResult:

@@ -371,17 +371,24 @@ def _job(index: int, config: RunConfig) -> _Job:
     )
 
 
+def check_outputs_writable(paths: dict[str, str]) -> None:
+    """``OSError`` (:class:`saebench.io_utils.OutputPathError`) naming the first output of
+    ``paths`` (``json``, ``leaderboard`` and its lock) that could not be written
+    (:func:`saebench.io_utils.check_writable`); shared by ``saebench run`` and the API."""
+    for what, path in paths.items():
+        check_writable(path, what="leaderboard" if what == "leaderboard" else "JSON")
+    if "leaderboard" in paths:
+        from saebench.leaderboard.store import lock_path
+
+        check_writable(lock_path(paths["leaderboard"]), what="leaderboard lock")
+
+
 def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
     """Whether ``job`` is scored; sets ``outcome`` when its leaderboard row rules it out."""
     from saebench.leaderboard import has_row
 
     try:  # before any work: an output that could not be written fails the SAE now
-        for what, path in job.paths.items():
-            check_writable(path, what="leaderboard" if what == "leaderboard" else "JSON")
-        if "leaderboard" in job.paths:
-            from saebench.leaderboard.store import lock_path
-
-            check_writable(lock_path(job.paths["leaderboard"]), what="leaderboard lock")
+        check_outputs_writable(job.paths)
     except OSError as err:
         _fail(outcome, err)
         return False

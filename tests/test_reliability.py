@@ -758,3 +758,18 @@ def test_7_leaderboard_export_on_a_full_disk_is_one_error_line(tmp_path, monkeyp
     after = snapshot(tmp_path)  # the pre-existing files byte-identical, no temp file left
     assert {p: b for p, b in after.items() if p in before} == before
     assert set(after) - set(before) <= {str(tmp_path / "x" / "y")}
+
+
+def test_6_the_api_checks_outputs_before_work_and_reads_ks_once(sae, tmp_path, monkeypatch):
+    from saebench import api
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    before = snapshot(tmp_path)
+    with pytest.raises(OSError, match="is a directory"):
+        api.evaluate_sae(str(sae), "random-gpt2", json_out=tmp_path / "runs",
+                         **{**API_SMALL, "ks": (k for k in (1, 2))})
+    assert snapshot(tmp_path) == before
+    monkeypatch.undo()
+    result = api.evaluate_sae(str(sae), "random-gpt2", **{**API_SMALL, "ks": (k for k in (1, 2))})
+    assert result.config["ks"] == (1, 2) and "sufficiency" in result.metrics
