@@ -773,3 +773,20 @@ def test_6_the_api_checks_outputs_before_work_and_reads_ks_once(sae, tmp_path, m
     monkeypatch.undo()
     result = api.evaluate_sae(str(sae), "random-gpt2", **{**API_SMALL, "ks": (k for k in (1, 2))})
     assert result.config["ks"] == (1, 2) and "sufficiency" in result.metrics
+
+
+@pytest.mark.parametrize(
+    ("extra", "mention"),
+    [
+        (["--steps", "-1"], "--steps"),
+        (["--seed", "-5"], "--seed"),
+        (["--seed", "99999999999999999999"], "--seed"),
+        (["--out", "{root}/notes.txt/sub"], "is a file"),
+    ],
+)
+def test_5_6_model_train_refuses_bad_options_and_out_before_training(tmp_path, extra, mention):
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    before = snapshot(tmp_path)
+    args = ["model", "train", "tiny-ioi", "--out", str(tmp_path / "m")]
+    fails_cleanly([*args, *(e.format(root=tmp_path) for e in extra)], mention)
+    assert snapshot(tmp_path) == before and not (tmp_path / "m").exists()
