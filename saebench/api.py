@@ -48,6 +48,8 @@ from saebench.run import (
     DEFAULT_MODEL,
     RunConfig,
     RunRecord,
+    check_before_work,
+    check_outputs_writable,
     check_protocol,
     checked_score,
     git_commit,
@@ -55,9 +57,9 @@ from saebench.run import (
     leaderboard_row,
     library_versions,
     output_paths,
+    planned,
     task_options,
     trained_elsewhere,
-    warn_k_beyond_width,
     write_outputs,
 )
 from saebench.sae import SAE, SAEMeta
@@ -165,6 +167,7 @@ def evaluate_sae(
     json_out: str | Path | None = None,
     force: bool = False,
     protocol: str = "saebench",
+    max_memory_mb: float | None = None,
 ) -> SAEResult:
     """Score one SAE on ``task`` at its node of ``model``; see :func:`evaluate_saes`."""
     return evaluate_saes(
@@ -189,6 +192,7 @@ def evaluate_sae(
         json_out=json_out,
         force=force,
         protocol=protocol,
+        max_memory_mb=max_memory_mb,
     )[0]
 
 
@@ -215,6 +219,7 @@ def evaluate_saes(
     json_out: str | Path | None = None,
     force: bool = False,
     protocol: str = "saebench",
+    max_memory_mb: float | None = None,
 ) -> list[SAEResult]:
     """Score every SAE in ``saes``; results in the same order.
 
@@ -236,7 +241,9 @@ def evaluate_saes(
     ``hook`` / ``head`` override every SAE's metadata; ``device`` is where a named model is
     loaded (default cpu; a model object stays where it is). Settings as ``saebench run``:
     ``n_prompts`` evaluation prompts, ``n_fit_prompts`` for the supervised fit, edit sizes
-    ``ks``, F1 threshold ``tau``; ``cache_dir=None`` disables the supervised cache.
+    ``ks``, F1 threshold ``tau``; ``cache_dir=None`` disables the supervised cache;
+    ``max_memory_mb`` refuses, before its work, an SAE whose scoring is estimated to need more
+    memory (default 80% of the machine's, as ``--max-memory``).
     ``protocol="paper"`` is ``saebench run --protocol paper`` (docs/metrics.md §10): the
     paper's prompt counts and ``ks`` replace those left at their defaults here.
 
@@ -247,7 +254,12 @@ def evaluate_saes(
     leaderboard row of the same SAE and node computed with other settings raises
     :class:`saebench.leaderboard.SettingsConflict` (wrapped in
     :class:`saebench.run.UnsavedResultError`, the result kept on disk) unless ``force``.
+    Outputs that would lose data are refused with ``ValueError`` before any work, as by
+    ``saebench run``: two SAEs writing one JSON, a JSON over the leaderboard or over a file
+    that is not a run record, two SAEs with identical weights writing one leaderboard row.
     """
+    if not isinstance(ks, str | bytes) and hasattr(ks, "__iter__"):
+        ks = tuple(ks)  # once: a generator would be empty when read again
     check_settings(
         {
             "task": task,
@@ -256,18 +268,25 @@ def evaluate_saes(
             "head": head,
             "n_prompts": n_prompts,
             "n_fit_prompts": n_fit_prompts,
-            "ks": ks if isinstance(ks, list | tuple) else list(ks),
+            "ks": ks,
             "seed": seed,
             "batch_size": batch_size,
             "tau": tau,
             "device": device,
             "cache_budget_mb": cache_budget_mb,
+            "max_memory_mb": max_memory_mb,
         },
         "api",
     )
     saes = list(saes)
-    if names is not None and len(names) != len(saes):
-        raise ValueError(f"{len(names)} names for {len(saes)} SAEs")
+    if names is not None:
+        if isinstance(names, str):
+            raise TypeError("names must be a list of strings, one per SAE, not a string")
+        names = list(names)
+        if len(names) != len(saes):
+            raise ValueError(f"{len(names)} names for {len(saes)} SAEs")
+        for name in names:
+            check_settings({"name": name}, "api")
     check_protocol(protocol, task)
     if protocol == "paper":
         given = {"n_prompts": n_prompts, "n_fit_prompts": n_fit_prompts, "ks": tuple(ks)}
@@ -326,9 +345,11 @@ def evaluate_saes(
             progress=progress,
             cache_budget_mb=cache_budget_mb,
             name=None if names is None else names[i],
+            max_memory_mb=max_memory_mb,
             **_label(None if names is None else names[i]),
         )
         jobs.append(_Job(raw, meta, config, model_name, processing, node))
+        jobs[-1].source = sae_id if isinstance(spec, str | Path) else f"object {id(raw)}"
     _check_output_paths(jobs)
 
     models: dict[str, Any] = {}
@@ -359,8 +380,7 @@ def evaluate_saes(
             jobs[i].scorable = as_scorable(
                 jobs[i].raw, d_head=lm.cfg.d_head, source=jobs[i].config.sae
             )
-            evaluate.check_width(jobs[i].scorable, first.node, lm)
-            warn_k_beyond_width(jobs[i].scorable, tuple(ks), jobs[i].config.sae)
+            check_before_work(jobs[i].scorable, first.node, lm, jobs[i].config, style="api")
         lm_task = load_task(
             task,
             tokenizer=tokenizer_of(lm),
@@ -388,6 +408,8 @@ class _Job:
     node: Node
     model_key: str = ""
     scorable: Scorable | None = None
+    source: str = ""
+    """What tells it apart from the call's other SAEs: its path, or the object's id."""
 
 
 def _load(spec: Any) -> tuple[Any, str, SAEMeta]:
@@ -518,22 +540,24 @@ def _path(value: str | Path | None) -> Path | None:
 
 
 def _check_output_paths(jobs: list[_Job]) -> None:
-    """Fill in the output templates; refuse outputs that would lose data, e.g. two SAEs
-    writing one JSON or a JSON over the leaderboard (before any work,
+    """Fill in the output templates; refuse outputs that would lose data, as ``saebench run``
+    does: two SAEs writing one JSON, a JSON over the leaderboard, two SAEs with identical
+    weights writing one leaderboard row (before any work, :func:`saebench.run.planned` and
     :func:`saebench.validation.outputs.check_plan`)."""
-    from saebench.validation.outputs import Planned, check_plan
+    from saebench.validation.outputs import check_plan
 
-    check_plan(
-        [
-            Planned(
-                owner=job.config.name or job.config.label or job.config.sae,
-                source=job.config.sae,
-                paths=output_paths(job.config, job.model_name, job.node),
-                inputs=(job.config.sae,) if Path(job.config.sae).exists() else (),
-            )
-            for job in jobs
-        ]
-    )
+    plan = []
+    for job in jobs:
+        paths = output_paths(job.config, job.model_name, job.node)
+        identity = None
+        if "leaderboard" in paths:  # the row it would write (the hash needs no model)
+            early = as_scorable(job.raw, source=job.config.sae)
+            identity = identity_of(early, job.config, job.model_name, job.processing, job.node)
+        inputs = (job.config.sae,) if Path(job.config.sae).exists() else ()
+        plan.append(planned(job.config, paths, identity, source=job.source, inputs=inputs))
+    check_plan(plan)
+    for item in plan:  # as `saebench run`: an output that could not be written, before work
+        check_outputs_writable(dict(item.paths))
 
 
 def _result(job: _Job, result: EvalResult, timing: dict[str, float]) -> SAEResult:

@@ -14,6 +14,7 @@ from saebench.cli_common import (
     THREADS_HELP,
     check_hook_syntax,
     check_task_options,
+    echo_error,
     fail,
     set_threads,
 )
@@ -500,7 +501,7 @@ def _report(outcome: Outcome, several: bool, details: bool = False) -> None:
 
     if outcome.status == "failed":
         prefix = f"{outcome.name}: " if several else ""
-        click.echo(f"error: {prefix}{outcome.message}", err=True)
+        echo_error(f"{prefix}{outcome.message}")
         return
     if outcome.status == "skipped":
         if several:  # summed up in one line; its numbers are in the comparison
@@ -656,7 +657,7 @@ def train(model_name: str, kind: str, out: Path, device: str, threads: int, **op
         model = load_model(model_name, None, device=device)
         path, report = build(model, model_name, spec, out)
     except (ModelUnavailableError, ValueError, KeyError, RuntimeError) as err:
-        click.echo(f"error: {err.args[0] if err.args else err}", err=True)
+        echo_error(err.args[0] if err.args else err)
         sys.exit(2)
     summary = {k: report[k] for k in ("l0", "fvu", "dead_fraction") if k in report}
     click.echo(f"saved {Path(path).absolute()} ({report['n_train']} training vectors) {summary}")

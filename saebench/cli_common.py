@@ -18,9 +18,15 @@ _HOOK_RE = re.compile(
 )
 
 
+def echo_error(message: object) -> None:
+    """Print ``error: MESSAGE`` on stderr as one line: line breaks in it (an SAE folder or
+    name may hold a newline) become spaces."""
+    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+
+
 def fail(message: str) -> NoReturn:
     """Print ``error: MESSAGE`` (one line, stderr) and exit with code 2."""
-    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+    echo_error(message)
     sys.exit(2)
 
 

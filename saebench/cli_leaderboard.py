@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from saebench.cli_common import fail
+from saebench.io_utils import check_writable
 from saebench.leaderboard.store import LeaderboardError, read_leaderboard
 
 DEFAULT_CSV = Path("leaderboard") / "tiny-ioi.csv"
@@ -164,7 +165,13 @@ def plot(csv: str, out_dir: str | None) -> None:
 
     frame = _load(csv)
     target = Path(out_dir) if out_dir is not None else Path(csv).parent / "plots"
-    for path in write_plots(frame, target).values():
+    if target.exists() and not target.is_dir():
+        fail(f"--out {target}: is a file, not a directory")
+    try:
+        written = write_plots(frame, target)
+    except OSError as err:  # e.g. under a file, not writable, disk full
+        fail(f"{err.filename or target}: {err.strerror or err}")
+    for path in written.values():
         click.echo(str(path))
 
 
@@ -250,7 +257,10 @@ def _export_saebench(csv: str, out_dir: str, runs_dir: str | None) -> None:
         raise click.UsageError(f"{out_dir} is a file; --format saebench writes into a directory")
     frame = _load(csv)
     records = run_records_in(runs_dir) if runs_dir is not None else None
-    written = write_saebench_results(frame, out_dir, run_records=records)
+    try:
+        written = write_saebench_results(frame, out_dir, run_records=records)
+    except OSError as err:
+        fail(f"could not write into {out_dir}: {err.strerror or err}")
     click.echo(f"wrote {len(written)} SAEBench result file(s) to {out_dir}")
 
 
@@ -261,14 +271,19 @@ def _export_markdown(
     from saebench.validation.outputs import check_distinct
 
     outputs = {"--markdown": markdown_file, "--readme": readme_file}
+    outputs = {k: v for k, v in outputs.items() if v is not None}
     try:
-        check_distinct({"leaderboard": csv}, {k: v for k, v in outputs.items() if v is not None})
+        check_distinct({"leaderboard": csv}, outputs)
+        for what, path in outputs.items():  # before any work, as `saebench run` does
+            check_writable(path, what=what)
+    except OSError as err:
+        fail(err.strerror or str(err))
     except ValueError as err:
         fail(str(err))
     frame = _load(csv)
     text = export_markdown(frame)
     if markdown_file is not None:
-        _write_text(Path(markdown_file), text)
+        _write(markdown_file, text)
         click.echo(f"wrote {markdown_file}")
     elif readme_file is None:
         click.echo(text, nl=False)
@@ -279,15 +294,17 @@ def _export_markdown(
             body = render_leaderboard_readme(csv, plots, readme_dir=readme.parent)
         except LeaderboardError as err:
             fail(str(err))
-        _write_text(readme, body)
+        _write(readme, body)
         click.echo(f"wrote {readme_file}")
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, creating its folder (as ``plot --out`` does); one
-    ``error:`` line when it cannot."""
+def _write(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (the old file or the new one, never a torn one);
+    one ``error:`` line on failure (disk full, say)."""
+    from saebench.io_utils import atomic_write
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as ``plot --out`` does
+        atomic_write(path, text)
     except OSError as err:
-        fail(f"{err.filename or path}: {err.strerror or err}")
+        fail(f"could not write {path}: {err.strerror or err}")

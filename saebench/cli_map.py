@@ -20,7 +20,7 @@ from saebench.causal_map import (
     check_positions,
     parse_list,
 )
-from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, fail, set_threads
+from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, echo_error, fail, set_threads
 from saebench.defaults import DEFAULT_CACHE_BUDGET_MB, DEFAULT_N_FIT_PROMPTS
 from saebench.io_utils import check_writable, save_unsaved
 from saebench.validation.settings import check_settings
@@ -228,7 +228,7 @@ def map_command(
         for name in ("map.csv", "heatmap.png"):  # before any work, as `saebench run` does
             check_writable(out_dir / name, what="--out")
     except (ValueError, OSError) as err:
-        fail(str(err))
+        fail(err.strerror if isinstance(err, OSError) and err.strerror else str(err))
     set_threads(threads)
 
     from saebench.cache import default_cache_dir
@@ -270,7 +270,7 @@ def map_command(
             why = err.strerror or str(err)
             fail(f"could not write the map to {out_dir} ({why}); the map is saved in {saved}")
     except (ModelUnavailableError, ValueError, KeyError) as err:
-        click.echo(f"error: {err.args[0] if err.args else err}", err=True)
+        echo_error(err.args[0] if err.args else err)
         sys.exit(2)
     click.echo(format_summary(frame, causal_max_noint, editable_min_sup))
     for name, path in paths.items():

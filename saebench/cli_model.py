@@ -29,8 +29,18 @@ def model() -> None:
     help="Directory to write config.json, model.safetensors, tokenizer.json and "
     "training.json to (created if absent).",
 )
-@click.option("--seed", default=None, type=int, help="Seed of weights and texts (default 0).")
-@click.option("--steps", default=None, type=int, help="Optimiser steps (default: the shipped run).")
+@click.option(
+    "--seed",
+    default=None,
+    type=click.IntRange(0, 2**32 - 1),
+    help="Seed of weights and texts (default 0).",
+)
+@click.option(
+    "--steps",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Optimiser steps (default: the shipped run).",
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -46,15 +56,21 @@ def train(name: str, out_dir: Path, seed: int | None, steps: int | None, threads
 
     tiny-ioi does IOI (task ioi); tiny-gt does Greater-Than (task greater-than).
     """
-    import torch
+    from saebench.cli_common import fail, set_threads
+    from saebench.io_utils import check_writable
 
+    try:  # before minutes of training: an --out that could not be written
+        for file in ("config.json", "model.safetensors", "tokenizer.json", "training.json"):
+            check_writable(out_dir / file, what="--out")
+    except OSError as err:
+        fail(err.strerror or str(err))
     if name == "tiny-gt":
         from saebench.tiny_gt.train import TrainConfig, train_and_save
     else:
         from saebench.tiny_ioi.train import TrainConfig, train_and_save
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(threads)
+    set_threads(threads)  # capped at the machine's cores (thousands crash torch)
     overrides = {k: v for k, v in {"seed": seed, "steps": steps}.items() if v is not None}
     record = train_and_save(TrainConfig(**overrides), out_dir)
     click.echo(json.dumps({"out": str(out_dir), **record}, indent=2))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from saebench.cli_common import THREADS_HELP, fail, set_threads
+from saebench.cli_common import THREADS_HELP, echo_error, fail, set_threads
 
 
 @click.command("sweep")
@@ -90,7 +90,7 @@ def sweep_command(
         fail(str(err))
     if dry_run:
         for name, why in expansion.errors:
-            click.echo(f"error: {name}: {why}", err=True)
+            echo_error(f"{name}: {why}")
         for job in expansion.jobs:
             click.echo(f"{job.name}: {len(job.items)} SAE(s)")
             for item in job.items:
@@ -122,7 +122,7 @@ def sweep_command(
     counts = {s: sum(r.status == s for j in results for r in j.saes) for s in ("scored", "skipped")}
     jobs_failed = sum(j.status == "failed" for j in results)
     for line in failed:
-        click.echo(f"error: {line}", err=True)
+        echo_error(line)
     click.echo(
         f"{len(results)} jobs ({jobs_failed} failed): {counts['scored']} scored, "
         f"{counts['skipped']} skipped, {len(failed)} failed"

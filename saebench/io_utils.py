@@ -5,8 +5,8 @@
   one. A new file gets mode ``0o666 & ~umask`` (0644 under the usual umask 022), a replaced
   file keeps its mode.
 - :func:`check_writable` says, before any work, why a path could not be written (a
-  directory, under a file, in a directory without write permission), without creating
-  anything.
+  directory, under a file, in a directory without write permission, a device or FIFO),
+  without creating anything.
 - :func:`save_unsaved` writes a result whose real destination failed to
   :func:`unsaved_dir` (``$SAEBENCH_CACHE/unsaved`` or ``~/.cache/saebench/unsaved``, else the
   system temp directory), so no computed result is lost.
@@ -23,6 +23,7 @@ import json
 import math
 import os
 import socket
+import stat
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -32,6 +33,33 @@ from typing import Any
 
 class OutputPathError(OSError):
     """An output path that cannot be written; the message names it and says why."""
+
+
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(path: str | Path) -> str | None:
+    """What the existing ``path`` (symlinks followed) is when it is neither a regular file nor
+    a directory (``"a character device"``, ``"a FIFO"``, ...), else None. Such a file is never
+    read as a table or record (a FIFO blocks, ``/dev/zero`` never ends) nor replaced by a
+    write (renaming over ``/dev/null`` would replace the device itself)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), None)
+
+
+def check_regular(path: str | Path, what: str = "output") -> None:
+    """:class:`OutputPathError` when ``path`` exists and is :func:`special_kind`."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise OutputPathError(errno.EINVAL, f"{what} {path}: is {kind}, not a regular file")
 
 
 def default_cache_dir() -> Path:
@@ -63,6 +91,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
+    check_regular(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777
@@ -151,6 +180,7 @@ def check_writable(path: str | Path, what: str = "output") -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(errno.EISDIR, f"{what} {path}: is a directory, not a file")
+    check_regular(path, what)
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -485,17 +485,24 @@ def _job(index: int, config: RunConfig) -> _Job:
     )
 
 
+def check_outputs_writable(paths: dict[str, str]) -> None:
+    """``OSError`` (:class:`saebench.io_utils.OutputPathError`) naming the first output of
+    ``paths`` (``json``, ``leaderboard`` and its lock) that could not be written
+    (:func:`saebench.io_utils.check_writable`); shared by ``saebench run`` and the API."""
+    for what, path in paths.items():
+        check_writable(path, what="leaderboard" if what == "leaderboard" else "JSON")
+    if "leaderboard" in paths:
+        from saebench.leaderboard.store import lock_path
+
+        check_writable(lock_path(paths["leaderboard"]), what="leaderboard lock")
+
+
 def _needs_scoring(job: _Job, outcome: Outcome) -> bool:
     """Whether ``job`` is scored; sets ``outcome`` when its leaderboard row rules it out."""
     from saebench.leaderboard import has_row
 
     try:  # before any work: an output that could not be written fails the SAE now
-        for what, path in job.paths.items():
-            check_writable(path, what="leaderboard" if what == "leaderboard" else "JSON")
-        if "leaderboard" in job.paths:
-            from saebench.leaderboard.store import lock_path
-
-            check_writable(lock_path(job.paths["leaderboard"]), what="leaderboard lock")
+        check_outputs_writable(job.paths)
     except OSError as err:
         _fail(outcome, err)
         return False
@@ -551,16 +558,7 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
     ready = []
     for job in members:
         try:
-            evaluate.check_width(job.dictionary, node, model)
-            warn_k_beyond_width(job.dictionary, job.config.ks, job.config.sae)
-            if not isinstance(job.dictionary, str):
-                check_memory(
-                    job.config.n_prompts,
-                    job.dictionary.d_sae,
-                    job.dictionary.d_in,
-                    len(job.config.ks),
-                    job.config.max_memory_mb,
-                )
+            check_before_work(job.dictionary, node, model, job.config)
             ready.append(job)
         except Exception as err:
             _fail(outcomes[job.index], err)
@@ -584,6 +582,24 @@ def _score_group(members: list[_Job], models: dict[str, Any], outcomes: list[Out
             outcome.status, outcome.message = "scored", ""
         except Exception as err:
             _fail(outcome, err)
+
+
+def check_before_work(dictionary: Any, node: Node, model: Any, config: RunConfig, style="cli"):
+    """Before an SAE's work (shared by ``saebench run``, sweeps and the API): its width fits
+    the node, an edit size beyond its width is said, and its memory estimate is within
+    ``config.max_memory_mb`` (:func:`saebench.validation.resources.check_memory`; the option
+    named as ``style`` spells it)."""
+    evaluate.check_width(dictionary, node, model)
+    warn_k_beyond_width(dictionary, tuple(config.ks), config.sae)
+    if not isinstance(dictionary, str):
+        check_memory(
+            config.n_prompts,
+            dictionary.d_sae,
+            dictionary.d_in,
+            len(config.ks),
+            config.max_memory_mb,
+            style=style,
+        )
 
 
 def checked_score(
@@ -785,15 +801,34 @@ def output_paths(config: RunConfig, model_name: str, node: Node) -> dict[str, st
 def output_plan(jobs: list[_Job]) -> list[Planned]:
     """The outputs of ``jobs`` for :func:`saebench.validation.outputs.check_plan`."""
     return [
-        Planned(
-            owner=job.config.name or job.config.label or job.config.sae,
-            source=job.config.sae,
-            paths=job.paths,
-            row=tuple(job.identity.get(c) for c in IDENTITY_COLUMNS),
+        planned(
+            job.config,
+            job.paths,
+            job.identity,
             inputs=() if isinstance(job.dictionary, str) else (job.config.sae,),
         )
         for job in jobs
     ]
+
+
+def planned(
+    config: RunConfig,
+    paths: dict[str, str],
+    identity: dict[str, Any] | None,
+    source: str | None = None,
+    inputs: tuple[str, ...] = (),
+) -> Planned:
+    """One SAE's outputs and leaderboard row identity (its :data:`IDENTITY_COLUMNS`) for
+    :func:`saebench.validation.outputs.check_plan`, as ``saebench run``, sweeps and the API
+    plan them. ``source`` (default ``config.sae``) tells SAEs apart: two outputs of one
+    source never collide with each other."""
+    return Planned(
+        owner=config.name or config.label or config.sae,
+        source=config.sae if source is None else source,
+        paths=paths,
+        row=None if identity is None else tuple(identity.get(c) for c in IDENTITY_COLUMNS),
+        inputs=inputs,
+    )
 
 
 def leaderboard_row(record: RunRecord) -> dict[str, Any]:

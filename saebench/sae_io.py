@@ -729,6 +729,8 @@ def _read_json(path: Path) -> dict:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _error(path, f"unreadable JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise _error(path, "unreadable JSON (nested too deeply)") from exc
     if not isinstance(value, dict):
         raise _error(path, "config is not a JSON object")
     return value

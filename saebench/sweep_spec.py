@@ -325,7 +325,12 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
     errors: list[tuple[str, str]] = []
     planned: list[Planned] = []
     for entry in spec.entries:
-        found = expand([entry.path], checkpoints=bool(s["checkpoints"]))
+        try:
+            found = expand([entry.path], checkpoints=bool(s["checkpoints"]))
+        except OSError as err:  # e.g. a name too long, a folder that cannot be read
+            name = entry.path if len(entry.path) <= 80 else entry.path[:77] + "..."
+            errors.append((name, err.strerror or str(err)))
+            continue
         for item in found:
             if item.error:
                 errors.append((item.name, item.error))

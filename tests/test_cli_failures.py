@@ -79,7 +79,10 @@ def existing(tmp_path: Path) -> Path:
     """A pre-existing leaderboard row and JSON that no failure may touch."""
     upsert_row(tmp_path / "lb.csv", make_row(1))
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "my-sae.json").write_text('{"old": true}\n')
+    # an earlier run's record at the SAE's default JSON path (a run may replace a run record,
+    # never another JSON: saebench.validation.outputs.is_run_record)
+    old = {"config": {}, "identity": {"sae_name": "my-sae"}, "provenance": {}, "metrics": {}}
+    (tmp_path / "runs" / "my-sae.json").write_text(json.dumps(old) + "\n")
     return tmp_path
 
 

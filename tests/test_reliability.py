@@ -76,11 +76,36 @@ def test_1_a_json_over_a_file_that_is_not_json_or_an_input_is_refused(sae, tmp_p
     before = snapshot(tmp_path)
     fails_cleanly(
         ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(other)],
-        "not a JSON record",
+        "not a saebench run record",
     )
     fails_cleanly(
         ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(sae / "cfg.json")],
         "cfg.json",
+    )
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"old": true}',
+        '{"architecture": "relu", "d_in": 64, "d_sae": 128}',  # another SAE's cfg.json
+        '{"spec": "s.toml", "jobs": [], "results": []}',  # a sweep's record
+        '{"config": {}, "identity": {}, "provenance": {}}',  # no metrics
+        '{"config": 1, "identity": {}, "provenance": {}, "metrics": {}}',
+        "[1, 2]",
+        "null",
+    ],
+)
+def test_1_a_json_over_an_existing_json_that_is_not_a_run_record_is_refused(
+    sae, tmp_path, content
+):
+    target = tmp_path / "cfg.json"
+    target.write_text(content)
+    before = snapshot(tmp_path)
+    fails_cleanly(
+        ["run", "--sae", str(sae), *SMALL, "--no-leaderboard", "--json-out", str(target)],
+        "not a saebench run record",
     )
     assert snapshot(tmp_path) == before
 
@@ -566,3 +591,202 @@ def test_1_a_leaderboard_export_over_its_own_csv_is_refused(tmp_path, option):
     before = snapshot(tmp_path)
     fails_cleanly(["leaderboard", "export", str(csv), option, str(csv)], "refusing to overwrite")
     assert snapshot(tmp_path) == before
+
+
+# The API refuses what the CLI refuses (one shared check) -----------------------------------
+
+API_SMALL = {"n_prompts": 40, "n_fit_prompts": 300, "ks": [1, 2], "cache_dir": None,
+             "progress": False}
+
+
+def test_3_the_api_refuses_identical_saes_that_would_share_one_row(tmp_path, monkeypatch):
+    from saebench import api
+    from saebench.sae_io import load_sae
+
+    for name in "ab":
+        write_sae(tmp_path / "saes" / name, seed=7)  # two copies of one SAE
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    paths = [str(tmp_path / "saes" / n) for n in "ab"]
+    objects = [load_sae(p) for p in paths]
+    for saes in (paths, objects, [paths[0], objects[1]]):
+        with pytest.raises(ValueError, match="identical weights"):
+            api.evaluate_saes(saes, "random-gpt2", leaderboard=csv,
+                              json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
+    # two distinct SAE objects of one class (no names) would write one JSON: refused
+    class Plain:
+        def __init__(self, sae):
+            self.W_dec, self.encode, self.decode = sae.W_dec_FD, sae.encode, sae.decode
+            self.cfg = {"hook_name": "blocks.1.hook_resid_pre"}
+
+    other = load_sae(str(write_sae(tmp_path / "saes" / "c", seed=8)))
+    with pytest.raises(ValueError, match="would both write"):
+        api.evaluate_saes([Plain(objects[0]), Plain(other)], "random-gpt2",
+                          hook="blocks.1.hook_resid_pre",
+                          json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
+    assert {p: b for p, b in snapshot(tmp_path).items() if p in before} == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_7_the_api_has_max_memory_through_the_shared_settings_check(tmp_path, random_model):
+    from saebench.api import evaluate_sae
+
+    big = write_sae(tmp_path / "big", f=4096)
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    for bad in (float("nan"), -1, "lots", True):
+        with pytest.raises(ValueError, match="max_memory_mb="):
+            evaluate_sae(str(big), random_model, max_memory_mb=bad, **API_SMALL)
+    with pytest.raises(ValueError, match="more than max_memory_mb= 1 MB"):
+        evaluate_sae(str(big), random_model, max_memory_mb=1, leaderboard=csv,
+                     json_out=str(tmp_path / "runs" / "{sae}.json"), **API_SMALL)
+    assert snapshot(tmp_path) == before
+
+
+# Special files: never read as a record or table, never replaced --------------------------
+
+
+def _special_files(root: Path) -> list[Path]:
+    """A FIFO (a read blocks) and, as root, a null and a zero device of our own (renaming over
+    a device replaces the device; reading /dev/zero never ends)."""
+    import stat
+
+    made = [root / "fifo"]
+    os.mkfifo(made[0])
+    if os.geteuid() == 0:
+        for name, minor in (("null", 3), ("zero", 5)):
+            os.mknod(root / name, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+            made.append(root / name)
+    return made
+
+
+def _specials(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.lstat().st_mode, p.lstat().st_rdev) for p in root.iterdir()
+            if not p.is_file() and not p.is_dir()}
+
+
+def test_1_a_device_or_fifo_output_is_refused_never_read_or_replaced(sae, tmp_path):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    specials = _special_files(tmp_path)
+    (tmp_path / "link.json").symlink_to(specials[-1])
+    kinds = _specials(tmp_path)
+    before = snapshot(tmp_path)
+    for special in [*specials, tmp_path / "link.json"]:
+        fails_cleanly(["run", "--sae", str(sae), *SMALL, "--no-leaderboard",
+                       "--json-out", str(special)], "not a saebench run record")
+        fails_cleanly(["run", "--sae", str(sae), *SMALL, "--leaderboard", str(special),
+                       "--json-out", str(tmp_path / "runs" / "{sae}.json")], "not a regular file")
+        fails_cleanly(["leaderboard", "show", str(special)], "not a leaderboard file")
+    assert snapshot(tmp_path) == before and _specials(tmp_path) == kinds
+    assert csv.read_bytes() == before[str(csv)]
+
+
+def test_1_atomic_write_never_renames_over_a_special_file(tmp_path):
+    from saebench.io_utils import OutputPathError, atomic_write
+
+    for special in _special_files(tmp_path):
+        with pytest.raises(OutputPathError, match="not a regular file"):
+            atomic_write(special, "x")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_5_leaderboard_plot_out_a_file_is_one_error_line(tmp_path):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    fifo = _special_files(tmp_path)[0]
+    before = snapshot(tmp_path)
+    fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(tmp_path / "notes.txt")],
+                  "is a file")
+    fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(fifo)], "not a directory")
+    fails_cleanly(["leaderboard", "plot", str(csv), "--out", str(tmp_path / "notes.txt" / "p")],
+                  "notes.txt")
+    assert snapshot(tmp_path) == before
+
+
+def test_6_an_sae_name_with_a_newline_fails_on_one_error_line(sae, tmp_path):
+    import shutil
+
+    shutil.copytree(sae, tmp_path / "saes" / "ok")
+    broken = tmp_path / "saes" / "x\ny"
+    shutil.copytree(sae, broken)
+    (broken / "cfg.json").write_text("[" * 100_000 + "]" * 100_000)  # nested too deeply
+    result = CliRunner().invoke(main, ["run", "--sae", str(tmp_path / "saes" / "*"), *SMALL,
+                                       "--no-leaderboard", "--json-out",
+                                       str(tmp_path / "runs" / "{sae}.json")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("WARNING ")]
+    assert len(lines) == 1 and lines[0].startswith("error: x y: "), lines
+    assert "nested too deeply" in lines[0] and "cfg.json" in lines[0]
+    assert (tmp_path / "runs" / "ok.json").exists()
+
+
+def test_6_empty_output_paths_and_an_overlong_sweep_path_are_one_error_line(sae, tmp_path):
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    before = snapshot(tmp_path)
+    for option in ("--leaderboard", "--json-out"):
+        fails_cleanly(["run", "--sae", str(sae), *SMALL, option, " "], "is empty")
+    spec = spec_file(tmp_path / "s.toml", f'model = "random-gpt2"\nleaderboard = "{csv}"',
+                     ["a" * 5000])
+    result = CliRunner().invoke(main, ["sweep", str(spec), "--quiet"])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "File name too long" in lines[0] and len(lines[0]) < 300
+    assert {p: b for p, b in snapshot(tmp_path).items() if p != str(spec)} == before
+
+
+def test_7_leaderboard_export_on_a_full_disk_is_one_error_line(tmp_path, monkeypatch):
+    import errno
+
+    from saebench import io_utils
+
+    csv = leaderboard_with_rows(tmp_path / "lb.csv")
+    (tmp_path / "lb.md").write_text("old tables\n")
+    real = io_utils.atomic_write
+
+    def full(path, data):
+        if Path(path).parent == tmp_path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(io_utils, "atomic_write", full)
+    before = snapshot(tmp_path)
+    fails_cleanly(["leaderboard", "export", str(csv), "--markdown", str(tmp_path / "lb.md")],
+                  "No space left on device", "lb.md")
+    fails_cleanly(["leaderboard", "export", str(csv), "--markdown", str(tmp_path / "x" / "y"),
+                   "--readme", str(tmp_path / "R.md")], "No space left on device", "R.md")
+    after = snapshot(tmp_path)  # the pre-existing files byte-identical, no temp file left
+    assert {p: b for p, b in after.items() if p in before} == before
+    assert set(after) - set(before) <= {str(tmp_path / "x" / "y")}
+
+
+def test_6_the_api_checks_outputs_before_work_and_reads_ks_once(sae, tmp_path, monkeypatch):
+    from saebench import api
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setattr(api, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    before = snapshot(tmp_path)
+    with pytest.raises(OSError, match="is a directory"):
+        api.evaluate_sae(str(sae), "random-gpt2", json_out=tmp_path / "runs",
+                         **{**API_SMALL, "ks": (k for k in (1, 2))})
+    assert snapshot(tmp_path) == before
+    monkeypatch.undo()
+    result = api.evaluate_sae(str(sae), "random-gpt2", **{**API_SMALL, "ks": (k for k in (1, 2))})
+    assert result.config["ks"] == (1, 2) and "sufficiency" in result.metrics
+
+
+@pytest.mark.parametrize(
+    ("extra", "mention"),
+    [
+        (["--steps", "-1"], "--steps"),
+        (["--seed", "-5"], "--seed"),
+        (["--seed", "99999999999999999999"], "--seed"),
+        (["--out", "{root}/notes.txt/sub"], "is a file"),
+    ],
+)
+def test_5_6_model_train_refuses_bad_options_and_out_before_training(tmp_path, extra, mention):
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    before = snapshot(tmp_path)
+    args = ["model", "train", "tiny-ioi", "--out", str(tmp_path / "m")]
+    fails_cleanly([*args, *(e.format(root=tmp_path) for e in extra)], mention)
+    assert snapshot(tmp_path) == before and not (tmp_path / "m").exists()

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from saebench.io_utils import atomic_write, clean_stale_temps
+from saebench.io_utils import atomic_write, clean_stale_temps, special_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -430,6 +430,9 @@ def read_rows(csv_path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header and text rows of ``csv_path``, migrated (:func:`migrate`: every row has the
     settings columns); ``([], [])`` when it does not exist."""
     csv_path = Path(csv_path)
+    kind = special_kind(csv_path)
+    if kind is not None:  # a FIFO would block, /dev/zero never end
+        raise LeaderboardError(csv_path, f"is {kind}, not a leaderboard file")
     try:
         data = csv_path.read_bytes()
     except FileNotFoundError:

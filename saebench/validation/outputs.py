@@ -7,8 +7,9 @@
 - :func:`check_plan` takes every output of a call (each SAE's JSON and leaderboard) and
   refuses, naming both, any two that are one file where that loses data: a JSON that is a
   leaderboard (or its lock files), two SAEs' JSONs that are one file, two SAEs that would write
-  one leaderboard row; a JSON over an existing file that is not a JSON object; an output
-  that is one of the SAEs' own files.
+  one leaderboard row; a JSON over an existing file that is not a saebench run record
+  (:func:`is_run_record`: never an SAE's ``cfg.json``, a sweep record or other JSON); an
+  output that is one of the SAEs' own files.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def fill_template(template: str, fields: Mapping[str, object], what: str) -> str
     what = _OPTION.get(what, what)
     if "\0" in template:
         raise ValueError(f"bad {what} path {template!r}: it contains a NUL byte")
+    if not template.strip():
+        raise ValueError(f"bad {what} path {template!r}: it is empty")
     values = {k: safe_value(v) for k, v in fields.items()}
     out = []
     try:
@@ -155,17 +158,26 @@ def _input_files(inputs: Iterable[str]) -> dict[object, str]:
     return files
 
 
-def is_json_object(path: str | Path) -> bool:
-    """Whether the existing file ``path`` holds a JSON object (a run record, or a JSON a run
-    may replace), rather than, say, a leaderboard CSV or weights."""
+RUN_RECORD_KEYS = frozenset({"config", "identity", "provenance", "metrics"})
+"""Top-level keys every saebench run record has had (:class:`saebench.run.RunRecord`; later
+versions add ``details``, ``paths``, ``hyperparameters``): a JSON with all of them, each an
+object, is a run record a new run may replace."""
+
+
+def is_run_record(path: str | Path) -> bool:
+    """Whether the existing file ``path`` is a saebench run record (a JSON object with the
+    :data:`RUN_RECORD_KEYS`, each an object), rather than, say, an SAE's ``cfg.json``, a sweep
+    record, a leaderboard CSV or weights: only a run record may be overwritten by a run."""
     try:
-        if os.path.getsize(path) > _MAX_JSON_PEEK:
-            return False
+        if not os.path.isfile(path) or os.path.getsize(path) > _MAX_JSON_PEEK:
+            return False  # never opened: a FIFO would block, /dev/zero never end
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.loads(f.read(_MAX_JSON_PEEK + 1))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
-    return isinstance(data, dict)
+    return isinstance(data, dict) and all(
+        isinstance(data.get(key), dict) for key in RUN_RECORD_KEYS
+    )
 
 
 def check_plan(planned: Sequence[Planned]) -> None:
@@ -215,11 +227,13 @@ def check_plan(planned: Sequence[Planned]) -> None:
                     )
             for key in keys:
                 jsons.setdefault(key, (item.source, item.owner))
-            if os.path.isfile(json_path) and not is_json_object(json_path):
-                raise ValueError(
-                    f"the JSON output {json_path} of {item.owner} exists and is not a JSON "
-                    "record: refusing to overwrite it (remove it or choose another path)"
-                )
+            if os.path.lexists(json_path) and not os.path.isdir(json_path):
+                if not is_run_record(json_path):
+                    raise ValueError(
+                        f"the JSON output {json_path} of {item.owner} exists and is not a "
+                        "saebench run record: refusing to overwrite it (remove it or choose "
+                        "another path)"
+                    )
         csv = item.paths.get("leaderboard")
         if csv is not None and item.row is not None:
             key = (os.path.realpath(csv), *map(str, item.row))

@@ -36,14 +36,23 @@ def default_limit_mb() -> float | None:
 
 
 def check_memory(
-    n_prompts: int, d_sae: int, d_in: int, n_ks: int, limit_mb: float | None = None
+    n_prompts: int,
+    d_sae: int,
+    d_in: int,
+    n_ks: int,
+    limit_mb: float | None = None,
+    style: str = "cli",
 ) -> None:
-    """``ValueError`` when :func:`estimate_bytes` exceeds ``limit_mb`` (None: the default)."""
+    """``ValueError`` when :func:`estimate_bytes` exceeds ``limit_mb`` (None: the default); the
+    options are named as ``style`` spells them (:func:`saebench.validation.settings.label`)."""
+    from saebench.validation.settings import label
+
     limit = default_limit_mb() if limit_mb is None else limit_mb
     need = estimate_bytes(n_prompts, d_sae, d_in, n_ks)
     if limit is not None and need > limit * 2**20:
+        option, prompts = label("max_memory_mb", style), label("n_prompts", style)
         raise ValueError(
             f"scoring this SAE ({d_sae:,} latents on {n_prompts:,} prompts) needs about "
-            f"{need / 2**20:,.0f} MB, more than --max-memory {limit:,.0f} MB; lower --n-prompts "
-            "or raise --max-memory"
+            f"{need / 2**20:,.0f} MB, more than {option} {limit:,.0f} MB; lower {prompts} "
+            f"or raise {option}"
         )
