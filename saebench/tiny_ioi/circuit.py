@@ -118,8 +118,8 @@ def plot_head_table(table: dict[str, np.ndarray], path, title: str = "tiny-ioi")
         ("ablate_ld", "LD with the head\nmean-ablated", "viridis", None),
         ("patch_pos", "accuracy with the pos\ncounterfactual at END", "viridis", (0, 1)),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.2))
-    for ax, (key, label, cmap, limits) in zip(axes, panels, strict=True):
+    fig, axes = plt.subplots(2, 3, figsize=(10, 6))
+    for ax, (key, label, cmap, limits) in zip(axes.flat, panels, strict=True):
         data = table[key]
         if limits is None and cmap == "RdBu":
             bound = float(np.abs(data).max()) or 1.0
@@ -127,8 +127,10 @@ def plot_head_table(table: dict[str, np.ndarray], path, title: str = "tiny-ioi")
         image = ax.imshow(data, cmap=cmap, vmin=limits and limits[0], vmax=limits and limits[1])
         for (layer, head), value in np.ndenumerate(data):
             ax.text(head, layer, f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}",
-                    ha="center", va="center", fontsize=5)  # fmt: skip
+                    ha="center", va="center", fontsize=6)  # fmt: skip
         ax.set_title(label, fontsize=8)
+        ax.set_xticks(range(data.shape[1]))
+        ax.set_yticks(range(data.shape[0]))
         ax.set_xlabel("head", fontsize=7)
         ax.set_ylabel("layer", fontsize=7)
         ax.tick_params(labelsize=6)
