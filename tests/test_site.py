@@ -201,7 +201,8 @@ def _hostile_frame() -> pd.DataFrame:
 def test_hostile_one_row_csv_renders_safely(browser, screens, tmp_path):
     csv = tmp_path / "hostile.csv"
     _hostile_frame().to_csv(csv, index=False)
-    result = CliRunner().invoke(main, ["leaderboard", "site", str(csv), "--out", str(tmp_path / "s")])
+    out = tmp_path / "s"
+    result = CliRunner().invoke(main, ["leaderboard", "site", str(csv), "--out", str(out)])
     assert result.exit_code == 0, result.output
     index = tmp_path / "s" / "index.html"
     html = index.read_text(encoding="utf-8")
@@ -220,7 +221,8 @@ def test_hostile_one_row_csv_renders_safely(browser, screens, tmp_path):
     page.evaluate("Plotly.Fx.hover('plot-l0', [{curveNumber: 0, pointNumber: 0}])")
     assert XSS_NAME in page.text_content("#plot-l0 .hoverlayer")  # plotly shows it as text
     assert page.evaluate("typeof window.__pwned") == "undefined"
-    assert page.query_selector("#rows img") is None and page.query_selector("#detail-body b") is None
+    assert page.query_selector("#rows img") is None
+    assert page.query_selector("#detail-body b") is None
     page.screenshot(path=str(screens / "hostile.png"), full_page=True)
     assert opened.errors == []
     assert opened.blocked == []

@@ -11,8 +11,8 @@ text from a CSV can close the element; the page's script renders every cell with
 ``textContent`` and escapes text handed to plotly, so no markup from a cell is ever
 interpreted.
 
->>> embed_json({"name": "</script><script>x()</script>", "q": "a&b"})
-'{"name": "\\\\u003c/script\\\\u003e\\\\u003cscript\\\\u003ex()\\\\u003c/script\\\\u003e", "q": "a\\\\u0026b"}'
+>>> print(embed_json({"name": "</script>", "q": "a&b"}))
+{"name": "\\u003c/script\\u003e", "q": "a\\u0026b"}
 """
 
 from __future__ import annotations
