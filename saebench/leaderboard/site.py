@@ -266,7 +266,7 @@ def site_data(
     if frame.empty:
         raise SiteError("no rows to show: every leaderboard given is empty")
     views = []
-    for (model, task), rows in frame.groupby(["model", "task"], sort=True, dropna=False):
+    for (model, task), rows in frame.groupby(["model", "task"], sort=False, dropna=False):
         map_csv = (map_csvs or {}).get((str(model), str(task)))
         if map_csv is None:
             map_csv = _find_map(csv_paths, str(model), str(task))

@@ -148,13 +148,18 @@
       name: "supervised edit (skyline)", line: { color: "black", dash: "dash", width: 2 }, hoverinfo: "name+y" });
     if (floor != null) traces.push({ x: [ks[0], ks[ks.length - 1]], y: [floor, floor], mode: "lines",
       name: "no intervention (floor)", line: { color: "#999", dash: "dot", width: 2 }, hoverinfo: "name+y" });
+    const archs = [...new Set(indices.map((i) => v.rows[i].values.architecture))];
+    for (const arch of archs) traces.push({ x: [null], y: [null], mode: "lines", name: esc(arch ?? "?"),
+      line: { color: COLORS[arch] || "#7f7f7f", width: 2 }, hoverinfo: "skip" });
     const status = indices.length ? v.rows[indices[0]].causal[a] : "";
     const note = status === "n/c" ? " — not causal here" : status === "borderline" ? " — borderline causal" : "";
     const kind = state.kind === "edit_accuracy" ? "edit accuracy" : "aware edit accuracy";
     Plotly.react("plot-k", traces, layout(`${kind} vs k, attribute ${esc(a ?? "")}${note}`, {
+      annotations: [{ text: "colour: architecture · dotted: trained on general text", showarrow: false,
+        xref: "paper", yref: "paper", x: 0, y: 1.0, xanchor: "left", yanchor: "bottom", font: { size: 10, color: "#777" } }],
       xaxis: { title: { text: "k (latents changed)" }, type: "log", tickvals: ks, ticktext: ks.map(String) },
       yaxis: { title: { text: kind }, range: [-0.05, 1.05] },
-      legend: { orientation: "h", y: -0.2 } }), CONFIG);
+      legend: { font: { size: 9 } } }), CONFIG);
   }
 
   function plotL0(indices) {
@@ -168,7 +173,7 @@
           line: { width: pts.map((i) => (i === state.selected ? 2 : 0)), color: "black" } } };
     });
     Plotly.react("plot-l0", traces, layout("L0 vs fidelity", {
-      xaxis: { title: { text: "L0 (active latents, log)" }, type: "log" }, yaxis: { title: { text: "value" } } }), CONFIG);
+      xaxis: { title: { text: "L0 (active latents, log)" }, type: "log", dtick: "D2" }, yaxis: { title: { text: "value" } } }), CONFIG);
   }
 
   function plotCoverage(indices) {
@@ -223,7 +228,7 @@
         hovertemplate: "%{y} @ %{x}<br>%{text}<extra></extra>", colorbar: { title: { text: "1 − noint" } } },
       { type: "scatter", mode: "markers", x: mx, y: my, name: "nodes with rows", hoverinfo: "skip",
         marker: { symbol: "circle-open", size: 12, color: mc, line: { width: 3 } } },
-    ], layout("", { margin: { l: 190, r: 10, t: 10, b: 70 }, height: Math.max(300, 18 * ylab.length + 90),
+    ], layout("", { margin: { l: 190, r: 10, t: 10, b: 70 }, height: Math.max(260, 13 * ylab.length + 90),
       showlegend: false, yaxis: { autorange: "reversed", type: "category" }, xaxis: { type: "category" } }), CONFIG);
     const plot = $("plot-map");
     if (!plot.dataset.bound) {
@@ -254,7 +259,7 @@
     const groups = Object.entries(v.detail).concat([["metrics", metrics]]);
     for (const [title, cols] of groups) {
       if (!cols.length) continue;
-      const div = el("div"), dl = el("dl");
+      const div = el("div", null, title === "metrics" ? "metrics" : ""), dl = el("dl");
       div.appendChild(el("h3", title));
       for (const c of cols) { dl.appendChild(el("dt", c)); dl.appendChild(el("dd", cell(r, c)[0])); }
       div.appendChild(dl);
