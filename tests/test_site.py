@@ -195,6 +195,8 @@ def _hostile_frame() -> pd.DataFrame:
     row["fvu"] = math.nan
     row["necessity"] = math.nan
     row["l0_lo"], row["l0_hi"] = row["l0"] - 0.5, row["l0"] + 0.5
+    row["noint_accuracy_s"] = 0.5  # its interval contains 0.5: borderline, edits of s masked
+    row["noint_accuracy_s_lo"], row["noint_accuracy_s_hi"] = 0.45, 0.55
     return row
 
 
@@ -217,6 +219,8 @@ def test_hostile_one_row_csv_renders_safely(browser, screens, tmp_path):
     headers = page.eval_on_selector_all("#rows thead th", "ths => ths.map(th => th.dataset.col)")
     assert "fvu" not in headers  # NaN in every row: no empty column
     assert "±" in opened.column("l0")[0]  # an interval column, where the CSV has one
+    assert opened.column("edit_accuracy_s_k2") == ["b/l"]
+    assert opened.column("edit_accuracy_io_k2") == ["n/c"]  # noint io is 1.0 in that row
     page.click("#rows tbody tr:first-child")
     page.evaluate("Plotly.Fx.hover('plot-l0', [{curveNumber: 0, pointNumber: 0}])")
     assert XSS_NAME in page.text_content("#plot-l0 .hoverlayer")  # plotly shows it as text

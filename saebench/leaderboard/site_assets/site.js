@@ -228,8 +228,9 @@
         hovertemplate: "%{y} @ %{x}<br>%{text}<extra></extra>", colorbar: { title: { text: "1 − noint" } } },
       { type: "scatter", mode: "markers", x: mx, y: my, name: "nodes with rows", hoverinfo: "skip",
         marker: { symbol: "circle-open", size: 12, color: mc, line: { width: 3 } } },
-    ], layout("", { margin: { l: 190, r: 10, t: 10, b: 70 }, height: Math.max(260, 13 * ylab.length + 90),
-      showlegend: false, yaxis: { autorange: "reversed", type: "category" }, xaxis: { type: "category" } }), CONFIG);
+    ], layout("", { margin: { l: 190, r: 10, t: 10, b: 70 }, height: Math.max(260, 14 * ylab.length + 90), showlegend: false,
+      yaxis: { autorange: "reversed", type: "category", dtick: 1, tickfont: { size: 10 } },
+      xaxis: { type: "category", dtick: 1 } }), CONFIG);
     const plot = $("plot-map");
     if (!plot.dataset.bound) {
       plot.dataset.bound = "1";
@@ -298,7 +299,9 @@
     state.k = v.ks.includes(2) ? 2 : v.ks[0] ?? null;
     if (state.k != null) $("k-picker").value = String(state.k);
     $("attr-picker").replaceChildren(...v.attributes.map((a) => option(a, a)));
-    state.attr = v.attributes[0] ?? null;
+    const first = v.rows.find((r) => r.node === v.nodes[0].key); // open on a causal attribute
+    state.attr = v.attributes.find((a) => first && first.causal[a] === "causal") ?? v.attributes[0] ?? null;
+    if (state.attr != null) $("attr-picker").value = state.attr;
     setNode(v.nodes[0].key);
   }
 
