@@ -65,7 +65,8 @@ class Opened:
     """A page opened from disk; ``blocked`` lists non-file requests (all refused), ``errors``
     console errors and uncaught exceptions, ``seconds`` the wall time until the figures were
     drawn, ``table_s`` / ``plots_s`` when the table / figures were ready (the page's clock,
-    from navigation start; plotly loads after the table)."""
+    from navigation start; plotly loads after the table), ``cpu_s`` the main thread's CPU
+    time until then (Chromium's ``ThreadTime`` metric)."""
 
     def __init__(self, browser, index: Path):
         self.blocked: list[str] = []
@@ -86,10 +87,15 @@ class Opened:
             "console", lambda m: self.errors.append(m.text) if m.type == "error" else None
         )
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        cdp = self.context.new_cdp_session(self.page)
+        cdp.send("Performance.enable")
         start = time.perf_counter()
         self.page.goto(index.as_uri())
         self.page.wait_for_function("document.body.dataset.ready === '1'", timeout=20_000)
         self.seconds = time.perf_counter() - start
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        self.cpu_s = metrics["ThreadTime"]  # the page's main thread, whatever else runs
+        cdp.detach()
         self.table_s = self.page.evaluate("window.__tableReady") / 1000  # since navigation start
         self.plots_s = self.page.evaluate("window.__siteReady") / 1000
 
@@ -132,9 +138,14 @@ def test_shipped_leaderboard_page(browser, screens, tmp_path):
     page = opened.page
     print(
         f"tiny-ioi page: table interactive at {opened.table_s:.2f} s, figures drawn at "
-        f"{opened.plots_s:.2f} s, {opened.seconds:.2f} s wall in the test"
+        f"{opened.plots_s:.2f} s ({opened.seconds:.2f} s wall in the test), "
+        f"{opened.cpu_s:.2f} s of main-thread CPU until then"
     )
+    # Wall time to the figures depends on what else the machine runs (plotly.min.js alone
+    # takes ~1 s of CPU to parse); the table must be there at once, and the whole page must
+    # cost the browser's main thread no more than the budget.
     assert opened.table_s <= OPEN_BUDGET_S
+    assert opened.cpu_s <= OPEN_BUDGET_S
     page.screenshot(path=str(screens / "tiny-ioi-first.png"), full_page=True)
 
     # Every CSV row is in the table: per node, exactly that node's SAEs.

@@ -337,14 +337,13 @@
     script.src = "plotly.min.js";
     script.onerror = () => console.error("plotly.min.js is missing next to index.html");
     script.onload = () => {
+      renderPlots(); plotMap();
       for (const id of ["plot-k", "plot-l0", "plot-cov"]) {
-        Plotly.newPlot(id, [], {}, CONFIG);
         $(id).on("plotly_click", (ev) => {
           const i = ev.points[0].customdata;
           if (typeof i === "number") select(i);
         });
       }
-      renderPlots(); plotMap();
       window.__siteReady = performance.now();
       document.body.dataset.ready = "1";
     };
