@@ -19,7 +19,7 @@ PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.saebench-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install reinstall demo test test-all lint leaderboard leaderboard-gt bench
+.PHONY: install reinstall demo test test-all lint leaderboard leaderboard-gt bench chromium site
 
 install: $(STAMP)
 
@@ -41,12 +41,22 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
+# Headless Chromium for the site's browser test (tests/test_site.py): Debian's package, driven
+# by Playwright through its executable (Playwright's own browser download is not needed).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# The leaderboard web page of both shipped leaderboards (not committed): open _site/index.html.
+SITE ?= _site
+site: install
+	$(BIN)/saebench leaderboard site leaderboard/tiny-ioi.csv leaderboard/tiny-gt.csv --out $(SITE)
+
 # The test suite (< 15 minutes on 2 cores). `pytest -m slow` would select tests marked slow;
 # test-all runs every test whatever its marks.
-test: install lint
+test: install lint chromium
 	$(BIN)/python -m pytest -q
 
-test-all: install
+test-all: install chromium
 	$(BIN)/python -m pytest -q -m ""
 
 # The nodes of the shipped leaderboard, chosen from the causal map (leaderboard/map/): where

@@ -175,6 +175,23 @@ def plot(csv: str, out_dir: str | None) -> None:
         click.echo(str(path))
 
 
+@leaderboard.command()
+@click.argument("csvs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder.")
+def site(csvs: tuple[str, ...], out_dir: str) -> None:
+    """Build a static web page of the leaderboards (default: leaderboard/tiny-ioi.csv) into
+    --out: open OUT/index.html from disk, no server or network needed."""
+    from saebench.leaderboard.site import SiteError, build_site
+
+    paths = list(csvs) or [str(DEFAULT_CSV)]
+    for path in paths:
+        _load(path)  # one clean error line for a bad CSV
+    try:
+        click.echo(str(build_site(paths, out_dir)))
+    except SiteError as err:
+        fail(str(err))
+
+
 EXPORT_FORMATS: tuple[str, ...] = ("markdown", "saebench")
 """Formats of ``saebench leaderboard export``; ``markdown`` is the default."""
 
