@@ -147,9 +147,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and texts")
     parser.add_argument("--steps", type=int, default=StoriesConfig.steps, help="optimiser steps")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    for name in ("n_layers", "d_model", "n_heads"):
+        default = getattr(StoriesConfig, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default,
+                            help=f"model size (default {default})")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = StoriesConfig(seed=args.seed, steps=args.steps)
+    cfg = StoriesConfig(
+        seed=args.seed,
+        steps=args.steps,
+        n_layers=args.n_layers,
+        d_model=args.d_model,
+        n_heads=args.n_heads,
+    )
     record = train_save_and_measure("tiny-ioi", cfg, args.out, lambda: train_stories(cfg), measure)
     print(json.dumps(record["metrics"], indent=2))  # noqa: T201
 
