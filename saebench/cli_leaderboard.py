@@ -217,7 +217,9 @@ def _print_table(frame, selected: list[str], plain: bool) -> None:
 )
 def plot(csv: str, out_dir: str | None) -> None:
     """Draw the leaderboard figures as PNGs: edit accuracy and edit magnitude against k,
-    sparsity vs fidelity, edit accuracy vs magnitude, interpretability coverage."""
+    sparsity vs fidelity, edit accuracy vs magnitude, interpretability coverage, and the
+    sparsity-matched Pareto views (L0 vs sufficiency/necessity and vs edit accuracy at small
+    k). Error bars and bands are the CSV's 95% intervals (docs/metrics.md §11)."""
     from saebench.leaderboard.plots import write_plots
 
     frame = _load(csv)

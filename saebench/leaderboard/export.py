@@ -53,6 +53,13 @@ _PLOT_CAPTIONS = {
     "interpretability_coverage": (
         "Interpretability per attribute: coverage at tau (bars) and mean best F1 (dots)"
     ),
+    "pareto_fidelity": (
+        "Sparsity-matched fidelity: L0 against sufficiency and necessity, Pareto frontier per node"
+    ),
+    "pareto_edit_accuracy": (
+        "Sparsity-matched editing: L0 against edit accuracy at k = 2, 4, 6 (those scored), "
+        "Pareto frontier per node"
+    ),
 }
 
 

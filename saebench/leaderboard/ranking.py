@@ -26,7 +26,8 @@ A row without an interval for M (written before intervals) gets no mark either w
 
 **Frontier.** At one node, a row is on the L0-vs-M Pareto frontier when no other row of the
 node has L0 no larger and M no worse, one of them strictly (:func:`pareto_front`); "worse" is
-lower, except for metrics where lower is better (:data:`LOWER_IS_BETTER`).
+lower, except for metrics where lower is better (:data:`LOWER_IS_BETTER`) and sufficiency,
+best at 1, where it is farther from 1 (:data:`BEST_AT_ONE`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,23 @@ def lower_is_better(column: str) -> bool:
     """
     parsed = parse_metric(column)
     return parsed is not None and parsed[0] in LOWER_IS_BETTER
+
+
+BEST_AT_ONE: tuple[str, ...] = ("sufficiency", "sup_sufficiency")
+"""Metrics best at 1 that can exceed it (a reconstruction that raises the task metric is not
+better than the model): the frontier ranks them by closeness to 1, −|M − 1|."""
+
+
+def on_frontier(l0: Sequence[float], values: Sequence[float], column: str) -> list[bool]:
+    """:func:`pareto_front` of ``column``'s values in its own sense of better
+    (:data:`LOWER_IS_BETTER`, :data:`BEST_AT_ONE`, else higher).
+
+    >>> on_frontier([1, 2, 3], [0.9, 1.2, 0.95], "sufficiency")  # 1.2 is 0.2 off, 0.95 0.05
+    [True, False, True]
+    """
+    if column in BEST_AT_ONE:
+        return pareto_front(l0, [-abs(float(v) - 1.0) for v in values])
+    return pareto_front(l0, values, lower_is_better(column))
 
 
 def _setting_text(value: object) -> str:
@@ -293,7 +311,7 @@ def frontier_rows(frame: pd.DataFrame, column: str, exclude_supervised: bool = T
     keys = [c for c in (*NODE_COLUMNS, *RANKING_SETTINGS) if c in rows.columns]
     keep = pd.Series(False, index=rows.index)
     for _, group in rows.groupby(keys, dropna=False, sort=False) if keys else [(None, rows)]:
-        on = pareto_front(group["l0"].astype(float).tolist(), group[column].astype(float).tolist(),
-                          lower_is_better(column))
+        on = on_frontier(group["l0"].astype(float).tolist(), group[column].astype(float).tolist(),
+                         column)
         keep.loc[group.index] = on
     return frame.loc[keep[keep].index]
