@@ -364,8 +364,8 @@ def plot_l0_vs_fidelity(frame: pd.DataFrame) -> Figure:
     1, FVU at 0. L0 goes on a log axis when it spans more than 20x.
     """
     title = (
-        "Sparsity vs fidelity (metrics.md §4): sufficiency and necessity best at 1, FVU at 0; "
-        "bars: 95% intervals (§11)"
+        "Sparsity vs fidelity (metrics.md §4): sufficiency (where informative) and necessity "
+        "best at 1, FVU at 0; bars: 95% intervals (§11)"
     )
     metrics = ("sufficiency", "necessity", "fvu")
     if "l0" not in frame.columns or not any(m in frame.columns for m in metrics):
