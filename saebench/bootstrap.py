@@ -173,7 +173,8 @@ def mean_metrics(
             if f"aware_edit_correct_{a}_k{k}" in m:
                 out[f"aware_edit_accuracy_{a}_k{k}"] = m[f"aware_edit_correct_{a}_k{k}"]
                 out[f"aware_edit_magnitude_{a}_k{k}"] = m[f"aware_edit_weight_{a}_k{k}"]
-                out[f"aware_edit_distance_{a}_k{k}"] = m[f"aware_edit_dist_{a}_k{k}"]
+                if f"aware_edit_dist_{a}_k{k}" in m:
+                    out[f"aware_edit_distance_{a}_k{k}"] = m[f"aware_edit_dist_{a}_k{k}"]
     return out
 
 
