@@ -277,8 +277,8 @@ def pareto_front(l0: Sequence[float], values: Sequence[float], lower_better: boo
 
     >>> pareto_front([1, 2, 3, 4, 2], [0.5, 0.7, 0.6, 0.9, 0.7])
     [True, True, False, True, True]
-    >>> pareto_front([1, 2], [0.5, 0.4], lower_better=True)
-    [True, False]
+    >>> pareto_front([1, 2, 3], [0.4, 0.5, 0.3], lower_better=True)
+    [True, False, True]
     """
     sign = -1.0 if lower_better else 1.0
     points = [(float(x), sign * float(y)) for x, y in zip(l0, values, strict=True)]
