@@ -65,8 +65,8 @@ def leaderboard() -> None:
     "--frontier",
     is_flag=True,
     help="Only rows on the L0-vs-metric Pareto frontier of their node (the --sort metric; "
-    "default necessity): no other dictionary there is as sparse and at least as good. "
-    "Supervised references are left out.",
+    "default necessity), per node by L0: no other dictionary there is as sparse and at least "
+    "as good. Supervised references are left out.",
 )
 @click.option(
     "--outcomes",
@@ -131,12 +131,20 @@ def show(
             return
         frame = sort_rows(frame, sort_column, descending=desc)
         selected = resolve_columns(frame, columns) if columns else compact_columns(frame)
-        if frontier:
-            frame = _frontier(frame, sort_column or "necessity")
-            if sort_column is None:
-                frame = sort_rows(frame, None)
+        if frontier:  # per node by L0: along a frontier the metric improves with L0
+            metric = sort_column or "necessity"
+            frame = _frontier(frame, metric)
+            frame = _by_node_then_l0(frame)
+            selected += [c for c in ("l0", metric) if c not in selected]
     except TableError as err:
         fail(str(err))
+    if frontier:
+        _print_table(frame, selected, plain)
+        click.echo(
+            f"L0-vs-{metric} Pareto frontier of each node and settings group, by L0 "
+            "(docs/metrics.md §11)"
+        )
+        return
     if sort_column is None:
         _print_table(frame, selected, plain)
         return
@@ -178,6 +186,15 @@ def show(
             f"{len(groups)} groups of rows computed with different settings "
             f"({', '.join(differing)}) are ranked separately"
         )
+
+
+def _by_node_then_l0(frame):
+    import pandas as pd
+
+    from saebench.leaderboard.table import node_groups, sort_rows
+
+    groups = [sort_rows(rows, "l0") for _, rows in node_groups(frame)]
+    return pd.concat(groups) if groups else frame
 
 
 def _frontier(frame, column: str):

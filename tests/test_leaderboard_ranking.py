@@ -175,3 +175,15 @@ def test_show_prints_n_prompts_and_intervals_by_default(tmp_path):
     assert "1000" in row.split() and "0.800±0.020" in row.split()
     frontier = CliRunner().invoke(leaderboard, ["show", str(csv), "--plain", "--frontier"])
     assert frontier.exit_code == 0 and "0.800±0.020" in frontier.output
+
+
+def test_show_frontier_lists_each_nodes_frontier_by_l0(tmp_path):
+    csv = tmp_path / "lb.csv"
+    # L0 3, 4, 5, 6: b (L0 4, 0.40) is dominated by a (L0 3, 0.50), d by c
+    for index, (name, value) in enumerate([("a", 0.5), ("b", 0.4), ("c", 0.8), ("d", 0.7)]):
+        upsert_row(csv, _csv_row(name, index, 1000, value, 0.02))
+    result = CliRunner().invoke(leaderboard, ["show", str(csv), "--plain", "--frontier",
+                                              "--sort", "necessity", "--desc"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = [line.split()[0] for line in result.output.splitlines()[2:] if line[:1] in "abcd"]
+    assert names == ["a", "c"]  # by L0, not by necessity
