@@ -14,8 +14,14 @@ with the same settings):
   activation at n changes the answer (1 when n does not carry the attribute to the answer);
 - ``sup_edit_accuracy`` = P[argmax with a_n → a_n − u_{i,v} + u_{i,v′} = y_gt]: the supervised
   mean dictionary's edit from the clean value v to the counterfactual value v′;
-- ``causal`` = noint_accuracy ≤ ``causal_max_noint`` (0.5) and ``editable`` =
-  sup_edit_accuracy ≥ ``editable_min_sup`` (0.8).
+- 95% bootstrap intervals of both accuracies (``*_lo``, ``*_hi``): B = ``settings.n_bootstrap``
+  replicates of the evaluation prompts, drawn once for the whole map with the scorer's seed
+  (``seed + BOOTSTRAP_SEED_OFFSET``), percentile intervals (docs/metrics.md §11);
+- ``status``: ``causal`` when the interval of noint_accuracy lies below ``causal_max_noint``
+  (0.5), ``n/c`` when it lies above, ``borderline`` when it contains it (the rule of
+  :func:`saebench.leaderboard.table.causal_status`; without intervals, the point decides);
+  ``causal`` = status is ``causal``; ``editable`` = sup_edit_accuracy ≥ ``editable_min_sup``
+  (0.8).
 
 Each number is the one ``saebench run`` reports at that node (same prompts, seeds, fit and
 supervised-dictionary cache), because the same code computes it: :class:`NodeRunner` for the
@@ -82,11 +88,45 @@ COLUMNS: tuple[str, ...] = (
     "clean_accuracy",
     "meanabl_logit_diff",
     "noint_accuracy",
+    "noint_accuracy_lo",
+    "noint_accuracy_hi",
     "sup_edit_accuracy",
+    "sup_edit_accuracy_lo",
+    "sup_edit_accuracy_hi",
+    "status",
     "causal",
     "editable",
 )
 """Columns of the map (one row per node and attribute), as written to ``map.csv``."""
+
+
+def cut_status(noint: float, lo: float, hi: float, threshold: float = CAUSAL_MAX_NOINT) -> str:
+    """``causal`` (interval of noint_accuracy below ``threshold``), ``n/c`` (above) or
+    ``borderline`` (contains it); a missing interval (NaN) falls back on the point, where
+    noint ≤ threshold is causal (docs/metrics.md §5, §11).
+
+    >>> cut_status(0.46, 0.43, 0.49), cut_status(0.48, 0.45, 0.51), cut_status(0.9, 0.88, 0.92)
+    ('causal', 'borderline', 'n/c')
+    >>> cut_status(0.5, float("nan"), float("nan"))
+    'causal'
+    """
+    if not (lo == lo and hi == hi):  # NaN: no interval
+        return "causal" if noint <= threshold else "n/c"
+    if hi < threshold or (lo == hi and hi <= threshold):
+        return "causal"
+    if lo > threshold:
+        return "n/c"
+    return "borderline"
+
+
+def _intervals_of(correct_N: Tensor, weights_BN: Tensor | None) -> tuple[float, float]:
+    """The 95% percentile interval of the mean of ``correct_N`` over bootstrap replicates."""
+    from saebench import bootstrap
+
+    if weights_BN is None:
+        return float("nan"), float("nan")
+    reps_B = weights_BN @ correct_N.double().cpu() / correct_N.shape[0]
+    return bootstrap.percentile_interval(reps_B)
 
 
 def parse_list(text: str, what: str) -> tuple[str, ...]:
@@ -222,6 +262,7 @@ def _node_rows(
     model_name: str,
     counterfactuals: dict[str, PromptSet],
     fit_task: Task | _PromptsOnce,
+    weights_BN: Tensor | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One row per attribute at the runner's node, and the number of evaluation prompts whose
     attribute values the fitting prompts lack (their supervised features are zero).
@@ -252,12 +293,19 @@ def _node_rows(
         acts_cf_ND = runner.activations(cf_prompts).float()
         target_N = runner.patched(acts_cf_ND).argmax_N
         sup_edit_ND = sup_mean.edit(acts_ND, attr, labels[attr], cf_prompts.attributes[attr])
+        sup_argmax_N = runner.patched(sup_edit_ND).argmax_N
+        noint_lo, noint_hi = _intervals_of((clean.argmax_N == target_N).float(), weights_BN)
+        sup_lo, sup_hi = _intervals_of((sup_argmax_N == target_N).float(), weights_BN)
         rows.append(
             dict(
                 common,
                 attribute=attr,
                 noint_accuracy=control.agreement(clean.argmax_N, target_N),
-                sup_edit_accuracy=control.agreement(runner.patched(sup_edit_ND).argmax_N, target_N),
+                noint_accuracy_lo=noint_lo,
+                noint_accuracy_hi=noint_hi,
+                sup_edit_accuracy=control.agreement(sup_argmax_N, target_N),
+                sup_edit_accuracy_lo=sup_lo,
+                sup_edit_accuracy_hi=sup_hi,
             )
         )
     unfitted = {
@@ -301,6 +349,14 @@ def causal_map(
         by_layer.setdefault(node.layer, []).append(node)
 
     fit_task = _PromptsOnce(task)
+    weights_BN = None
+    if settings.n_bootstrap > 0:  # one set of replicates for every cell, as the scorer draws
+        from saebench import bootstrap
+
+        idx_BN = bootstrap.replicate_indices(
+            len(prompts), settings.n_bootstrap, settings.seed + bootstrap.BOOTSTRAP_SEED_OFFSET
+        )
+        weights_BN = bootstrap.index_weights(idx_BN, len(prompts))
     rows: list[dict[str, Any]] = []
     unfitted: dict[str, int] = {}
     bar = tqdm(total=len(nodes), desc="causal map", unit="node", disable=not settings.progress)
@@ -320,7 +376,7 @@ def causal_map(
             bar.set_postfix_str(str(node), refresh=False)
             runner = _SharedRunner(model, task, node, prompts, settings.batch_size, clean, reads)
             node_rows, node_unfitted = _node_rows(
-                runner, task, settings, model_name, counterfactuals, fit_task
+                runner, task, settings, model_name, counterfactuals, fit_task, weights_BN
             )
             rows.extend(node_rows)
             for attr, count in node_unfitted.items():
@@ -339,17 +395,42 @@ def causal_map(
 
     frame = pd.DataFrame(rows)
     frame["head"] = pd.array(frame["head"].tolist(), dtype="Int64")
-    frame["causal"] = frame["noint_accuracy"] <= causal_max_noint
+    with_status(frame, causal_max_noint)
     frame["editable"] = frame["sup_edit_accuracy"] >= editable_min_sup
     return frame[list(COLUMNS)]
 
 
-def causal_and_editable(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per attribute (in the map's order), its causal and editable rows, sorted by
+def with_status(frame: pd.DataFrame, causal_max_noint: float = CAUSAL_MAX_NOINT) -> pd.DataFrame:
+    """Set ``status`` and ``causal`` from noint_accuracy and its interval (:func:`cut_status`)
+    in place, adding empty intervals to a map written before them; returns ``frame``."""
+    for column in ("noint_accuracy_lo", "noint_accuracy_hi"):
+        if column not in frame.columns:
+            frame[column] = float("nan")
+    frame["status"] = [
+        cut_status(float(v), float(lo), float(hi), causal_max_noint)
+        for v, lo, hi in zip(
+            frame["noint_accuracy"], frame["noint_accuracy_lo"], frame["noint_accuracy_hi"],
+            strict=True,
+        )
+    ]
+    frame["causal"] = frame["status"] == "causal"
+    return frame
+
+
+def causal_and_editable(
+    frame: pd.DataFrame, borderline: bool = False
+) -> dict[str, pd.DataFrame]:
+    """Per attribute (in the map's order), its causal and editable rows (with ``borderline``,
+    also the editable rows whose causal status is borderline), sorted by
     sup_edit_accuracy − noint_accuracy (largest first; ties in map order)."""
     out = {}
+    if "status" not in frame.columns:
+        frame = with_status(frame.copy())
+    wanted = ("causal", "borderline") if borderline else ("causal",)
     for attr in frame["attribute"].unique():
-        rows = frame[(frame["attribute"] == attr) & frame["causal"] & frame["editable"]]
+        rows = frame[
+            (frame["attribute"] == attr) & frame["status"].isin(wanted) & frame["editable"]
+        ]
         gain = rows["sup_edit_accuracy"] - rows["noint_accuracy"]
         out[attr] = rows.assign(gain=gain).sort_values("gain", ascending=False, kind="stable")
     return out
@@ -367,25 +448,37 @@ def format_summary(
         f"{first['model']} / {first['task']}: {len(frame['node'].unique())} nodes, "
         f"{first['n_prompts']} prompts; clean LD {first['clean_logit_diff']:.3f}, "
         f"clean accuracy {first['clean_accuracy']:.3f}",
-        f"causal (noint <= {causal_max_noint:g}) and linearly editable "
-        f"(sup >= {editable_min_sup:g}) nodes per attribute, by sup - noint:",
+        f"causal (95% interval of noint below {causal_max_noint:g}; b/l: it contains "
+        f"{causal_max_noint:g}) and linearly editable (sup >= {editable_min_sup:g}) nodes per "
+        "attribute, by sup - noint:",
     ]
-    for attr, rows in causal_and_editable(frame).items():
+    for attr, rows in causal_and_editable(frame, borderline=True).items():
         if rows.empty:
             lines.append(f"{attr}: none")
             continue
-        width = max(len("node"), *(len(n) for n in rows["node"]))
-        lines.append(f"{attr}: {len(rows)} node{'s' if len(rows) > 1 else ''}")
+        n_causal = int((rows["status"] == "causal").sum())
+        n_borderline = len(rows) - n_causal
         lines.append(
-            f"  {'node':<{width}}  {'noint':>6}  {'sup':>6}  {'sup-noint':>9}  {'meanabl LD':>10}"
+            f"{attr}: {n_causal} node{'' if n_causal == 1 else 's'}"
+            + (f" (+{n_borderline} borderline)" if n_borderline else "")
+        )
+        width = max(len("node"), *(len(n) for n in rows["node"]))
+        lines.append(
+            f"  {'node':<{width}}  {'noint [95% interval]':>20}  {'sup':>6}  {'sup-noint':>9}  "
+            f"{'meanabl LD':>10}  cut"
         )
         for _, row in rows.iterrows():
-            lines.append(
-                f"  {row['node']:<{width}}  {row['noint_accuracy']:>6.3f}  "
-                f"{row['sup_edit_accuracy']:>6.3f}  {row['gain']:>9.3f}  "
-                f"{row['meanabl_logit_diff']:>10.3f}"
+            lo, hi = row.get("noint_accuracy_lo"), row.get("noint_accuracy_hi")
+            noint = f"{row['noint_accuracy']:.3f}" + (
+                f" [{lo:.3f}, {hi:.3f}]" if lo is not None and pd.notna(lo) else ""
             )
-    return "\n".join(lines)
+            lines.append(
+                f"  {row['node']:<{width}}  {noint:>20}  "
+                f"{row['sup_edit_accuracy']:>6.3f}  {row['gain']:>9.3f}  "
+                f"{row['meanabl_logit_diff']:>10.3f}  "
+                + ("b/l" if row["status"] == "borderline" else "")
+            )
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _row_label(hook: str, head: Any) -> str:
@@ -397,11 +490,16 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
 
     One panel per position: rows are the nodes (hook and head), columns the attributes; the
     colour is 1 − noint_accuracy (how often patching the counterfactual activation changes the
-    answer), the text "noint/sup", and a box marks cells that are causal and editable. A last
-    panel shows the mean-ablation drop clean LD − meanabl LD, one column per position.
+    answer), the text "noint/sup", and a box marks cells that are causal and editable (a
+    dashed box: editable and borderline). Borderline cells (the interval of noint contains
+    0.5) are hatched. A last panel shows the mean-ablation drop clean LD − meanabl LD, one
+    column per position.
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if "status" not in frame.columns:
+        frame = with_status(frame.copy())
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -415,13 +513,15 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
     change_PRA = np.full((n_pos, n_rows, n_attr), np.nan)
     text_PRA = np.full((n_pos, n_rows, n_attr), "", dtype=object)
     marked_PRA = np.zeros((n_pos, n_rows, n_attr), dtype=bool)
+    borderline_PRA = np.zeros((n_pos, n_rows, n_attr), dtype=bool)
     drop_RP = np.full((n_rows, n_pos), np.nan)
     for row in frame.itertuples(index=False):
         p, r = positions.index(row.position), row_of[_row_label(row.hook, row.head)]
         a = attributes.index(row.attribute)
         change_PRA[p, r, a] = 1 - row.noint_accuracy
         text_PRA[p, r, a] = f"{row.noint_accuracy:.2f}/{row.sup_edit_accuracy:.2f}"
-        marked_PRA[p, r, a] = bool(row.causal and row.editable)
+        borderline_PRA[p, r, a] = row.status == "borderline"
+        marked_PRA[p, r, a] = bool(row.status in ("causal", "borderline") and row.editable)
         drop_RP[r, p] = row.clean_logit_diff - row.meanabl_logit_diff
 
     height = 0.24 * n_rows + 1.6
@@ -434,7 +534,8 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
     first = frame.iloc[0]
     fig.suptitle(
         f"{first['model']} / {first['task']}: causal map ({first['n_prompts']} prompts). "
-        "Colour 1 - noint, text noint/sup, red box: causal and editable",
+        "Colour 1 - noint, text noint/sup, red box: causal and editable;\nhatched: "
+        "borderline (95% interval of noint contains 0.5), dashed box: borderline and editable",
         fontsize=9,
     )
     image = None
@@ -447,9 +548,15 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
                     continue
                 colour = "white" if change_PRA[p, r, a] < 0.6 else "black"
                 ax.text(a, r, text_PRA[p, r, a], ha="center", va="center", fontsize=5.5, c=colour)
+                if borderline_PRA[p, r, a]:
+                    ax.add_patch(
+                        Rectangle((a - 0.5, r - 0.5), 1, 1, fill=False, lw=0, hatch="////",
+                                  ec="orange", gid="borderline")
+                    )
                 if marked_PRA[p, r, a]:
                     ax.add_patch(
-                        Rectangle((a - 0.47, r - 0.44), 0.94, 0.88, fill=False, lw=1.4, ec="red")
+                        Rectangle((a - 0.47, r - 0.44), 0.94, 0.88, fill=False, lw=1.4, ec="red",
+                                  ls="--" if borderline_PRA[p, r, a] else "-")
                     )
         ax.set_xticks(range(n_attr), attributes, fontsize=8)
         ax.xaxis.tick_top()

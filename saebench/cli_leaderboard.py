@@ -70,6 +70,21 @@ def leaderboard() -> None:
     help="Another leaderboard (e.g. the shipped leaderboard/tiny-ioi.csv) whose rows at the "
     "same nodes (model, hook, head, position) are shown beside CSV's, named 'ref: NAME'.",
 )
+@click.option(
+    "--frontier",
+    is_flag=True,
+    help="Only rows on the L0-vs-metric Pareto frontier of their node (the --sort metric; "
+    "default necessity), per node by L0: no other dictionary there is as sparse and at least "
+    "as good. Supervised references are left out.",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Run JSONs with their .outcomes.npz (e.g. runs/): ties under --sort use the paired "
+    "bootstrap where both rows have outcomes on the same prompts (else their intervals).",
+)
 def show(
     csv: str,
     sort_column: str | None,
@@ -79,20 +94,24 @@ def show(
     plain: bool,
     best_per_k: bool,
     reference_csv: str | None,
+    frontier: bool,
+    outcomes_dir: str | None,
 ) -> None:
-    """Print the leaderboard as a table, each SAE metric beside its supervised reference.
+    """Print the leaderboard as a table, each SAE metric beside its supervised reference,
+    with ± half its 95% interval where the row has one.
 
     \b
     CSV defaults to leaderboard/tiny-ioi.csv (relative to the working directory).
-    On a terminal too narrow for every column, the table is folded into parts one under
+    With --sort, rows computed with different settings (n_prompts, n_fit_prompts, seed, tau,
+    task_version, coverage_min_prompts) are ranked in separate tables, and a row not
+    distinguishable from the row above it is marked ≈ in the "tie" column (docs/metrics.md
+    §11). On a terminal too narrow for every column, the table is folded into parts one under
     another (each repeating the SAE and node); no column is left out.
     """
     from saebench.leaderboard.table import (
         TableError,
         compact_columns,
         filter_rows,
-        render_plain,
-        render_rich,
         resolve_columns,
         sort_rows,
     )
@@ -115,20 +134,105 @@ def show(
             fail(f"{csv}: no rows with edit distances (re-score them with this saebench)")
         click.echo(render_selection(selection), nl=False)
         return
+    if outcomes_dir is not None and sort_column is None:
+        raise click.UsageError("--outcomes is for the tie marks of --sort")
     try:
         frame = filter_rows(frame, filter_expr)
+        if frame.empty:
+            click.echo(f"{csv}: no rows" + (" match the filter" if filter_expr else ""))
+            return
         frame = sort_rows(frame, sort_column, descending=desc)
         selected = resolve_columns(frame, columns) if columns else compact_columns(frame)
+        if frontier:  # per node by L0: along a frontier the metric improves with L0
+            metric = sort_column or "necessity"
+            frame = _frontier(frame, metric)
+            frame = _by_node_then_l0(frame)
+            selected += [c for c in ("l0", metric) if c not in selected]
     except TableError as err:
         fail(str(err))
-    if frame.empty:
-        click.echo(f"{csv}: no rows" + (" match the filter" if filter_expr else ""))
+    if frontier:
+        _print_table(frame, selected, plain)
+        click.echo(
+            f"L0-vs-{metric} Pareto frontier of each node and settings group, by L0 "
+            "(docs/metrics.md §11)"
+        )
         return
+    if sort_column is None:
+        _print_table(frame, selected, plain)
+        return
+    from saebench.leaderboard.ranking import (
+        TIE,
+        UNKNOWN,
+        differing_settings,
+        find_outcomes,
+        group_header,
+        settings_groups,
+        tie_marks,
+    )
+
+    outcomes = find_outcomes(outcomes_dir) if outcomes_dir is not None else None
+    groups = settings_groups(frame)
+    differing = differing_settings(groups)
+    if sort_column not in selected:
+        selected = [*selected, sort_column]
+    at = selected.index(sort_column) + 1
+    shown = [*selected[:at], "tie", *selected[at:]]
+    n_paired = 0
+    for number, (settings, rows) in enumerate(groups):
+        if len(groups) > 1:
+            click.echo(("\n" if number else "") + group_header(settings, differing, len(rows)))
+        marks, paired = tie_marks(rows, sort_column, outcomes)
+        n_paired += paired
+        _print_table(rows.assign(tie=marks), shown, plain)
+    how = (
+        f"paired bootstrap for {n_paired} pair(s) with outcomes, 95% intervals otherwise"
+        if outcomes is not None
+        else "from the two rows' 95% intervals"
+    )
+    click.echo(
+        f"tie: {TIE} = not distinguishable from the row above in {sort_column} ({how}; "
+        f"docs/metrics.md §11); {UNKNOWN} = no interval to tell"
+    )
+    if len(groups) > 1:
+        click.echo(
+            f"{len(groups)} groups of rows computed with different settings "
+            f"({', '.join(differing)}) are ranked separately"
+        )
+
+
+def _by_node_then_l0(frame):
+    import pandas as pd
+
+    from saebench.leaderboard.table import node_groups, sort_rows
+
+    groups = [sort_rows(rows, "l0") for _, rows in node_groups(frame)]
+    return pd.concat(groups) if groups else frame
+
+
+def _frontier(frame, column: str):
+    from saebench.leaderboard.ranking import frontier_rows
+    from saebench.leaderboard.table import TableError
+
+    if column not in frame.columns:
+        raise TableError(f"--frontier: no column {column!r}")
+    return frontier_rows(frame, column)
+
+
+def _print_table(frame, selected: list[str], plain: bool) -> None:
+    from saebench.leaderboard.table import (
+        UNINFORMATIVE_NOTE,
+        any_uninformative,
+        render_plain,
+        render_rich,
+    )
+
     if plain or not sys.stdout.isatty():
         click.echo(render_plain(frame, selected), nl=False)
     else:
         width = shutil.get_terminal_size().columns
         click.echo(render_rich(frame, selected, width=width), nl=False)
+    if any_uninformative(frame, selected):
+        click.echo(UNINFORMATIVE_NOTE)
 
 
 NODE_COLUMNS = ("model", "hook", "head", "position")
@@ -160,7 +264,9 @@ def with_reference(frame, reference):
 )
 def plot(csv: str, out_dir: str | None) -> None:
     """Draw the leaderboard figures as PNGs: edit accuracy and edit magnitude against k,
-    sparsity vs fidelity, edit accuracy vs magnitude, interpretability coverage."""
+    sparsity vs fidelity, edit accuracy vs magnitude, interpretability coverage, and the
+    sparsity-matched Pareto views (L0 vs sufficiency/necessity and vs edit accuracy at small
+    k). Error bars and bands are the CSV's 95% intervals (docs/metrics.md §11)."""
     from saebench.leaderboard.plots import write_plots
 
     frame = _load(csv)

@@ -835,7 +835,7 @@ def leaderboard_row(record: RunRecord) -> dict[str, Any]:
     """The flat CSV row: identity and settings, hyperparameters (the identity's architecture
     and d_sae win: a baseline's kind, not its SAE architecture), provenance (without the
     version table), metrics."""
-    from saebench.leaderboard.schema import interval_columns
+    from saebench.leaderboard.schema import interval_columns, sufficiency_uninformative
 
     provenance = {k: v for k, v in record.provenance.items() if k != "versions"}
     return {
@@ -844,6 +844,9 @@ def leaderboard_row(record: RunRecord) -> dict[str, Any]:
         **provenance,
         "n_bootstrap": record.bootstrap.get("n_bootstrap") if record.intervals else None,
         **record.metrics,
+        "sufficiency_uninformative": sufficiency_uninformative(
+            record.metrics.get("clean_logit_diff"), record.metrics.get("meanabl_logit_diff")
+        ),
         **interval_columns(record.intervals),
     }
 

@@ -78,7 +78,11 @@ def test_the_map_has_one_row_per_node_position_and_attribute(random_model, cmap)
     assert cmap["head"].isna().sum() == (cfg.n_layers + 1) * len(POSITIONS) * len(ATTRIBUTES)
     for column in ("noint_accuracy", "sup_edit_accuracy", "clean_accuracy"):
         assert cmap[column].between(0, 1).all()
-    assert (cmap["causal"] == (cmap["noint_accuracy"] <= 0.5)).all()
+    # causal only when the whole 95% interval of noint lies below 0.5 (metrics.md §5, §11)
+    assert (cmap["causal"] == (cmap["noint_accuracy_hi"] < 0.5)).all()
+    assert (cmap["status"] == "n/c").eq(cmap["noint_accuracy_lo"] > 0.5).all()
+    assert (cmap["noint_accuracy_lo"] <= cmap["noint_accuracy"]).all()
+    assert (cmap["noint_accuracy"] <= cmap["noint_accuracy_hi"]).all()
     assert (cmap["editable"] == (cmap["sup_edit_accuracy"] >= 0.8)).all()
     assert cmap["clean_logit_diff"].nunique() == 1  # one clean run, whichever layer shares it
 
@@ -121,13 +125,71 @@ def test_mean_ablation_is_the_direct_full_forward(random_model, ioi_task, cmap, 
 
 def test_the_map_reports_the_scorers_numbers(random_model, ioi_task, cmap):
     node = Node("blocks.1.hook_resid_pre", "S2")
-    m = evaluate(random_model, ioi_task, node, "supervised:mean", SETTINGS, "random-gpt2").metrics
+    result = evaluate(random_model, ioi_task, node, "supervised:mean", SETTINGS, "random-gpt2")
+    m = result.metrics
     for attr in ATTRIBUTES:
         row = cell(cmap, node, attr)
         for column in ("clean_logit_diff", "clean_accuracy", "meanabl_logit_diff"):
             assert row[column] == m[column]
         assert row["noint_accuracy"] == m[f"noint_accuracy_{attr}"]
         assert row["sup_edit_accuracy"] == m[f"sup_edit_accuracy_{attr}"]
+        # the same replicates as the scorer: the same intervals, so the same causal cut
+        for metric in ("noint_accuracy", "sup_edit_accuracy"):
+            lo, hi = result.intervals[f"{metric}_{attr}"]
+            assert row[f"{metric}_lo"] == pytest.approx(lo, abs=1e-12)
+            assert row[f"{metric}_hi"] == pytest.approx(hi, abs=1e-12)
+
+
+def _planted_map(noint_hits: dict[str, int], n: int = 1000) -> pd.DataFrame:
+    """A map of one node whose noint outcomes are planted: ``hits`` of ``n`` prompts agree."""
+    from saebench import bootstrap
+    from saebench.causal_map import COLUMNS, _intervals_of, with_status
+
+    weights = bootstrap.index_weights(bootstrap.replicate_indices(n, 500, 1), n)
+    rows = []
+    for attr, hits in noint_hits.items():
+        correct = torch.zeros(n)
+        correct[:hits] = 1
+        lo, hi = _intervals_of(correct, weights)
+        rows.append({
+            "model": "m", "task": "ioi", "hook": "blocks.1.hook_resid_pre", "head": None,
+            "position": "END", "node": "blocks.1.hook_resid_pre@END", "attribute": attr,
+            "n_prompts": n, "n_fit_prompts": 100, "seed": 0, "clean_logit_diff": 7.0,
+            "clean_accuracy": 1.0, "meanabl_logit_diff": 1.0, "noint_accuracy": hits / n,
+            "noint_accuracy_lo": lo, "noint_accuracy_hi": hi, "sup_edit_accuracy": 0.95,
+            "sup_edit_accuracy_lo": 0.93, "sup_edit_accuracy_hi": 0.96, "editable": True,
+        })
+    frame = with_status(pd.DataFrame(rows))
+    return frame[list(COLUMNS)]
+
+
+def test_borderline_in_the_map_on_planted_noint_outcomes(tmp_path):
+    from matplotlib.patches import Rectangle
+
+    from saebench.causal_map import format_summary, plot_causal_map
+
+    # binomial se at 0.48 on 1000 prompts is 0.016: 0.48 ± 0.031 contains 0.5, 0.44 does not
+    frame = _planted_map({"io": 440, "s": 480, "pos": 520, "x": 600})
+    status = dict(zip(frame["attribute"], frame["status"], strict=True))
+    assert status == {"io": "causal", "s": "borderline", "pos": "borderline", "x": "n/c"}
+    s_row = frame[frame["attribute"] == "s"].iloc[0]
+    assert s_row["noint_accuracy_lo"] == pytest.approx(0.449, abs=0.008)
+    assert s_row["noint_accuracy_hi"] == pytest.approx(0.511, abs=0.008)
+    assert frame["causal"].tolist() == [True, False, False, False]
+    # the summary lists causal nodes and, marked b/l, borderline ones; never the n/c one
+    summary = format_summary(frame)
+    assert "io: 1 node\n" in summary and "s: 0 nodes (+1 borderline)" in summary
+    assert "x: none" in summary
+    s_line = summary.split("s: 0 nodes")[1].splitlines()[2]
+    assert s_line.endswith("b/l") and "0.480 [0.4" in s_line
+    # the heatmap hatches exactly the two borderline cells; a map without intervals still draws
+    fig = plot_causal_map(frame, tmp_path / "heatmap.png")
+    hatched = [p for ax in fig.axes for p in ax.patches
+               if isinstance(p, Rectangle) and p.get_gid() == "borderline"]
+    assert len(hatched) == 2
+    old = frame.drop(columns=["noint_accuracy_lo", "noint_accuracy_hi", "status"])
+    fig = plot_causal_map(old, tmp_path / "old.png")
+    assert not [p for ax in fig.axes for p in ax.patches if p.get_gid() == "borderline"]
 
 
 def run_map(args: list[str]):

@@ -204,3 +204,121 @@ def test_coverage_plot_has_a_labelled_bar_per_sae_and_marks_tau(frame) -> None:
     assert texts.count("0.00") == 2 and "0.90" in texts  # one printed value per bar
     taus = [line for line in axis.lines if np.allclose(line.get_xdata(), 0.8)]
     assert len(taus) == 1
+
+
+# ---- intervals, sparsity and Pareto views (issue 19, metrics.md §11) ----
+
+
+def _with_intervals(frame: pd.DataFrame, half: float = 0.05) -> pd.DataFrame:
+    out = frame.copy()
+    prefixes = ("necessity", "edit_accuracy_io", "noint_accuracy_io", "l0")
+    for column in [c for c in frame.columns if c.startswith(prefixes)]:
+        out[f"{column}_lo"] = frame[column] - half
+        out[f"{column}_hi"] = frame[column] + half
+    return out
+
+
+def _gid_artists(axis, gid: str) -> list:
+    return [a for a in [*axis.lines, *axis.collections, *axis.patches] if a.get_gid() == gid]
+
+
+def test_l0_vs_fidelity_draws_the_csv_intervals_as_error_bars(frame) -> None:
+    from saebench.leaderboard.plots import INTERVAL_GID
+
+    figure = plot_l0_vs_fidelity(_with_intervals(frame))
+    necessity = next(a for a in figure.axes if "necessity (1 = best)" in a.get_title())
+    bars = [a for a in _gid_artists(necessity, INTERVAL_GID) if hasattr(a, "get_segments")]
+    assert bars  # one errorbar per family, each with vertical (and horizontal L0) segments
+    segments = [seg for bar in bars for seg in bar.get_segments()]
+    vertical = [seg for seg in segments if seg[0][0] == seg[1][0]]
+    # necessity 0.6 ± 0.05 for every non-supervised SAE: each vertical bar spans [0.55, 0.65]
+    assert len(vertical) == 8
+    assert all(sorted([seg[0][1], seg[1][1]]) == pytest.approx([0.55, 0.65]) for seg in vertical)
+    sufficiency = next(a for a in figure.axes if "sufficiency" in a.get_title())
+    bars = [a for a in _gid_artists(sufficiency, INTERVAL_GID) if hasattr(a, "get_segments")]
+    segments = [seg for bar in bars for seg in bar.get_segments()]
+    # no sufficiency interval in the CSV: only the horizontal L0 bars (L0 ± 0.05)
+    assert segments and all(seg[0][1] == seg[1][1] for seg in segments)
+    assert all(abs(seg[1][0] - seg[0][0]) == pytest.approx(0.1) for seg in segments)
+
+
+def test_edit_vs_k_bands_intervals_and_shades_k_at_least_a_quarter_of_the_width(frame) -> None:
+    from saebench.leaderboard.plots import INTERVAL_GID, NOT_SPARSE_GID
+
+    for width, start in ((16, 4.0), (8, 2.0), (64, None)):
+        figure = plot_edit_accuracy_vs_k(_with_intervals(frame).assign(d_in=width))
+        io = _panel(figure, "agnostic", "io")
+        spans = _gid_artists(io, NOT_SPARSE_GID)
+        if start is None:  # 64 / 4 = 16 > the largest k (4): nothing to shade
+            assert not spans
+            continue
+        (span,) = spans
+        assert span.get_x() == pytest.approx(start)
+    bands = _gid_artists(_panel(figure, "agnostic", "io"), INTERVAL_GID)
+    # the four families' bold lines, and the no-intervention floor's band (0.1 ± 0.05)
+    assert len(bands) == 5
+    floor = [b for b in bands if hasattr(b, "get_y")]  # axhspan: a Rectangle
+    assert len(floor) == 1
+    assert (floor[0].get_y(), floor[0].get_height()) == pytest.approx((0.05, 0.1))
+
+
+def test_borderline_panels_are_grey_and_hatched_not_causal_ones_only_grey(frame) -> None:
+    from saebench.leaderboard.plots import BORDERLINE_GID
+
+    planted = frame.assign(noint_accuracy_io=0.48, noint_accuracy_io_lo=0.45,
+                           noint_accuracy_io_hi=0.51)  # fmt: skip
+    figure = plot_edit_accuracy_vs_k(planted)
+    io, pos = _panel(figure, "agnostic", "io"), _panel(figure, "agnostic", "pos")
+    assert _gid_artists(io, BORDERLINE_GID) and not _gid_artists(pos, BORDERLINE_GID)
+    assert to_rgba(io.get_facecolor()) == to_rgba(pos.get_facecolor()) != to_rgba("white")
+    assert any("borderline" in t.get_text() for t in io.texts)
+    assert any("not causal here" in t.get_text() for t in pos.texts)
+
+
+def test_pareto_plots_draw_the_frontier_of_hand_made_rows(frame) -> None:
+    from saebench.leaderboard.pareto import (
+        FRONTIER_GID,
+        frontier_points,
+        plot_pareto_edit_accuracy,
+        plot_pareto_fidelity,
+    )
+
+    # necessity by hand: L0 2 -> 0.3, 4 -> 0.5 (and 0.2), 8 -> 0.45, 10 -> 0.1 (random),
+    # 12 -> 0.7, 30 -> 0.6: frontier (2, 0.3), (4, 0.5), (12, 0.7)
+    necessity = {"topk-k2-task": 0.3, "topk-k4-task": 0.5, "topk-k8-task": 0.45,
+                 "topk-k4-general": 0.2, "topk-k8-general": 0.45, "gated-l1-task": 0.6,
+                 "gated-l2-task": 0.7, "random": 0.1, "supervised_mean": 0.99,
+                 "supervised_lstsq": 0.98}  # fmt: skip
+    rows = frame.assign(necessity=frame["sae_name"].map(necessity))
+    assert frontier_points(rows, "necessity").tolist() == [[2.0, 0.3], [4.0, 0.5], [12.0, 0.7]]
+    # sufficiency is best at 1: 1.3 at L0 2 is farther than 0.9 at L0 4
+    suff = rows.assign(sufficiency=[1.3, 0.9, 1.02, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 1.0])
+    assert frontier_points(suff, "sufficiency").tolist() == [[2.0, 1.3], [4.0, 0.9], [8.0, 1.02]]
+    figure = plot_pareto_fidelity(rows)
+    panel = next(a for a in figure.axes if "necessity" in a.get_title())
+    (stairs,) = [line for line in panel.lines if line.get_gid() == FRONTIER_GID]
+    assert list(stairs.get_xdata()) == [2.0, 4.0, 12.0]
+    # edit accuracy at k = 2 and 4 (k = 6 not in the rows' ks, said in the title); no
+    # frontier where the attribute is not causal (pos)
+    figure = plot_pareto_edit_accuracy(rows)
+    assert "k = 6 not in these rows' ks" in figure._suptitle.get_text()
+    titles = [a.get_title() for a in figure.axes if a.get_title()]
+    assert sum("attribute io, k = 2" in t for t in titles) == 1
+    pos = next(a for a in figure.axes if "attribute pos, k = 2" in a.get_title())
+    assert not _gid_artists(pos, FRONTIER_GID)
+    io = next(a for a in figure.axes if "attribute io, k = 4" in a.get_title())
+    # edit accuracy io k4 = scale: the frontier is topk-k2 (0.5), topk-k4-task (0.9)
+    assert sorted(x for p in io.collections if p.get_gid() == FRONTIER_GID
+                  for x, _ in p.get_offsets()) == [2.0, 4.0]  # fmt: skip
+
+
+def test_uninformative_sufficiency_is_labelled_and_gets_no_frontier(frame) -> None:
+    from saebench.leaderboard.pareto import FRONTIER_GID, plot_pareto_fidelity
+
+    flagged = frame.assign(sufficiency_uninformative=1)
+    for figure in (plot_l0_vs_fidelity(flagged), plot_pareto_fidelity(flagged)):
+        panel = next(a for a in figure.axes if a.get_title().split("\n")[1].startswith("suff"))
+        assert "UNINFORMATIVE" in panel.get_title() and "1 = best" not in panel.get_title()
+    assert not _gid_artists(panel, FRONTIER_GID)
+    plain = next(a for a in plot_l0_vs_fidelity(frame).axes if "sufficiency" in a.get_title())
+    assert "1 = best" in plain.get_title()

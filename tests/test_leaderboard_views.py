@@ -255,8 +255,8 @@ def test_markdown_export_has_one_table_per_node_and_provenance(frame) -> None:
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [f"## tiny-ioi ioi {HOOKS[0]} @ END", f"## tiny-ioi ioi {HOOKS[1]} @ END"]
     first_table = text.split("## ")[1]
-    assert "| SAE | arch | data | L0 | FVU | suff | suff (sup) |" in first_table
-    assert "| gated-1 | gated | general | 30.0 | 0.200 | 0.600 | 0.930 |" in first_table
+    assert "| SAE | arch | data | n | L0 | FVU | suff | suff (sup) |" in first_table
+    assert "| gated-1 | gated | general | 100 | 30.0 | 0.200 | 0.600 | 0.930 |" in first_table
     assert "abc1234" in first_table and "0001000000000000" in first_table
 
 
@@ -286,7 +286,9 @@ def test_cli_show_default_filter_sort_and_errors(csv_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["SAE", "hook", "suff"] and len(lines) == 4
+    # two gated rows, the sort column's tie mark beside it, and a note saying what ≈ means
+    assert lines[0].split() == ["SAE", "hook", "suff", "tie"] and len(lines) == 5
+    assert lines[4].startswith("tie: ≈ = not distinguishable from the row above in sufficiency")
     result = runner.invoke(leaderboard, ["show", str(csv_path), "--sort", "nope"])
     assert result.exit_code == 2 and "unknown sort column 'nope'" in result.output
     result = runner.invoke(leaderboard, ["show", str(csv_path), "--filter", "l0 >>> 1"])

@@ -18,6 +18,8 @@ from saebench.leaderboard.plots import PLOT_FILES
 from saebench.leaderboard.schema import PROVENANCE_COLUMNS
 from saebench.leaderboard.store import read_leaderboard
 from saebench.leaderboard.table import (
+    UNINFORMATIVE_NOTE,
+    any_uninformative,
     column_label,
     compact_columns,
     formatted_cells,
@@ -30,9 +32,14 @@ METRICS_NOTE = (
     "interpretability §6). "
     "`(sup)` columns are the supervised dictionary at the same node; `edit a k2` is the edit "
     "accuracy for attribute a with k = 2 latents; `cov a` is interpretability coverage. "
-    "`n/c`: attribute a is not causal at this node (`noint a` > 0.5: patching the "
-    "counterfactual activation rarely changes the answer), so an edit accuracy there cannot "
-    "tell a dictionary from doing nothing and is not shown."
+    "`n` is the number of evaluation prompts; `±h` is half the width of a value's 95% "
+    "bootstrap interval over prompts (§11). "
+    "`n/c`: attribute a is not causal at this node (the interval of `noint a` lies above 0.5: "
+    "patching the counterfactual activation rarely changes the answer), so an edit accuracy "
+    "there cannot tell a dictionary from doing nothing and is not shown; `b/l` (borderline): "
+    "that interval contains 0.5, masked likewise. "
+    "`(!)`: sufficiency is uninformative at this node (mean ablation does not lower the task "
+    "metric, so any reconstruction scores near or above 1; it is no fidelity score there)."
 )
 
 _PLOT_CAPTIONS = {
@@ -45,6 +52,13 @@ _PLOT_CAPTIONS = {
     "edit_accuracy_vs_magnitude": "Edit accuracy vs edit magnitude per attribute and k",
     "interpretability_coverage": (
         "Interpretability per attribute: coverage at tau (bars) and mean best F1 (dots)"
+    ),
+    "pareto_fidelity": (
+        "Sparsity-matched fidelity: L0 against sufficiency and necessity, Pareto frontier per node"
+    ),
+    "pareto_edit_accuracy": (
+        "Sparsity-matched editing: L0 against edit accuracy at k = 2, 4, 6 (those scored), "
+        "Pareto frontier per node"
     ),
 }
 
@@ -85,7 +99,10 @@ def export_markdown(frame: pd.DataFrame, heading_level: int = 2) -> str:
     for node, rows in node_groups(frame):
         rows = sort_rows(rows, None)
         parts.append(f"\n{hashes} {_escape(node)}\n\n")
-        parts.append(markdown_table(rows, compact_columns(rows, with_node=False)))
+        columns = compact_columns(rows, with_node=False)
+        parts.append(markdown_table(rows, columns))
+        if any_uninformative(rows, columns):
+            parts.append(f"\n{UNINFORMATIVE_NOTE}\n")
         parts.append("\n<details><summary>Provenance</summary>\n\n")
         parts.append(markdown_table(rows, _provenance_columns(rows)))
         parts.append("\n</details>\n")

@@ -12,15 +12,23 @@
    interpretation-aware edits; the supervised edit is a star, no intervention a dotted line.
 4. :func:`plot_interpretability_coverage`: per node and attribute, each SAE's
    ``f1_coverage_{a}`` (bars), its ``f1_mean_best_{a}`` (dots) and τ (metrics.md §6).
+5. The sparsity-matched Pareto views (:mod:`saebench.leaderboard.pareto`).
+
+Uncertainty (metrics.md §11): points get error bars and the bold line of each family, the
+skyline and the floor of the edit-vs-k figures get bands from the CSV's ``{metric}_lo`` /
+``{metric}_hi`` columns (``gid`` :data:`INTERVAL_GID`); edit-vs-k panels shade k ≥ D/4, D the
+node's width (``d_in``), as "not sparse" (:data:`NOT_SPARSE_GID`); where the node's
+``sufficiency_uninformative`` is 1 the sufficiency panel says so and draws hollow points.
 
 One visual code runs through all of them. An SAE **family** is an (architecture, data source)
 pair, the SAEs of one sweep over L1 or k: its colour is the architecture's, its marker and line
 style the data source's (task: circles, solid; general: squares, dashed; none: diamonds,
 dash-dotted; dotted is kept for no intervention), and lines join a sweep's points. The
 supervised dictionaries are black, each with its own marker (mean: star, least squares: X).
-Panels where an attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5,
-:func:`saebench.leaderboard.table.not_causal`) are grey and say "not causal here": there no
-edit can be told apart from doing nothing.
+Panels where an attribute is not causal at the node (the interval of ``noint_accuracy_{a}``
+above 0.5, :func:`saebench.leaderboard.table.not_causal`) are grey and say "not causal here":
+there no edit can be told apart from doing nothing; borderline ones (the interval contains
+0.5) are grey and hatched.
 
 Figures have one row of panels per node (model, task, hook, head, position) unless said
 otherwise. Functions return the :class:`~matplotlib.figure.Figure` so tests can inspect what
@@ -38,6 +46,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter, NullLocator
 
 from saebench.leaderboard.schema import (
@@ -47,7 +56,7 @@ from saebench.leaderboard.schema import (
     attributes_in,
     ks_in,
 )
-from saebench.leaderboard.table import node_groups, not_causal
+from saebench.leaderboard.table import causal_status, node_groups, not_causal
 
 PLOT_FILES: dict[str, str] = {
     "edit_accuracy_vs_k": "edit_accuracy_vs_k.png",
@@ -55,6 +64,8 @@ PLOT_FILES: dict[str, str] = {
     "l0_vs_fidelity": "l0_vs_fidelity.png",
     "edit_accuracy_vs_magnitude": "edit_accuracy_vs_magnitude.png",
     "interpretability_coverage": "interpretability_coverage.png",
+    "pareto_fidelity": "pareto_fidelity.png",
+    "pareto_edit_accuracy": "pareto_edit_accuracy.png",
 }
 """Plot kind -> file name written by :func:`write_plots` (the README embeds them in this
 order)."""
@@ -242,20 +253,97 @@ def _legend(figure: Figure, handles: list, title: str | None = None) -> None:
 
 def _grey_if_not_causal(axis, rows: pd.DataFrame, attribute: str) -> bool:
     """Grey ``axis`` and say "not causal here" when ``attribute`` is not causal at the node
-    for every row (:func:`~saebench.leaderboard.table.not_causal`); whether it did."""
+    for every row (:func:`~saebench.leaderboard.table.not_causal`); whether it did. Where
+    the cut is borderline (the interval of ``noint_accuracy_{a}`` contains 0.5) the panel is
+    also hatched (``gid`` :data:`BORDERLINE_GID`) and says "borderline"."""
+    from matplotlib.patches import Rectangle
+
     if rows.empty or not all(not_causal(row, attribute) for _, row in rows.iterrows()):
         return False
     axis.set_facecolor(_NOT_CAUSAL_FACE)
     for artist in [*axis.lines, *axis.collections]:  # fade the data: it says nothing here
         artist.set_alpha(0.25 * (artist.get_alpha() or 1.0))
     noint = _distinct(rows[f"noint_accuracy_{attribute}"])
+    borderline = any(causal_status(row, attribute) == "borderline" for _, row in rows.iterrows())
+    if borderline:
+        first = rows.iloc[0]
+        lo, hi = first.get(f"noint_accuracy_{attribute}_lo"), first.get(
+            f"noint_accuracy_{attribute}_hi"
+        )
+        text = (
+            f"borderline: no-intervention accuracy\n{noint[0]:.2f} [{lo:.2f}, {hi:.2f}] "
+            "contains 0.5"
+        )
+        axis.add_patch(
+            Rectangle((0, 0), 1, 1, transform=axis.transAxes, fill=False, hatch="//",
+                      edgecolor="#b0b0b0", linewidth=0, gid=BORDERLINE_GID, zorder=0)
+        )  # fmt: skip
+    else:
+        text = f"not causal here\n(no-intervention accuracy {noint[0]:.2f})"
     axis.text(
-        0.5, 0.5, f"not causal here\n(no-intervention accuracy {noint[0]:.2f})",
-        transform=axis.transAxes, ha="center", va="center", fontsize=9, color="#444444",
-        bbox={"facecolor": "white", "edgecolor": "#999999", "alpha": 0.85},
+        0.5, 0.5, text,
+        transform=axis.transAxes, ha="center", va="center", fontsize=8 if borderline else 9,
+        color="#444444", bbox={"facecolor": "white", "edgecolor": "#999999", "alpha": 0.85},
         zorder=10,
     )  # fmt: skip
     return True
+
+
+BORDERLINE_GID = "borderline"
+"""``gid`` of the hatching of a panel whose causal cut is borderline."""
+NOT_SPARSE_GID = "not_sparse"
+"""``gid`` of the shaded k ≥ width/4 region of an edit-vs-k panel."""
+INTERVAL_GID = "interval"
+"""``gid`` of error bars and bands drawn from the CSV's ``_lo``/``_hi`` columns."""
+
+
+def _bounds(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``{column}_lo`` and ``{column}_hi`` of ``rows`` as float arrays, or None."""
+    lo, hi = f"{column}_lo", f"{column}_hi"
+    if lo not in rows.columns or hi not in rows.columns:
+        return None
+    return (
+        pd.to_numeric(rows[lo], errors="coerce").to_numpy(dtype=float),
+        pd.to_numeric(rows[hi], errors="coerce").to_numpy(dtype=float),
+    )
+
+
+def _error_bars(axis, x, y, x_bounds, y_bounds, colour) -> None:
+    """Error bars (95% intervals) around points; NaN bounds draw nothing."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def err(values, bounds):
+        if bounds is None:
+            return None
+        lo, hi = bounds
+        out = np.vstack([values - lo, hi - values])
+        out[~np.isfinite(out)] = 0.0
+        return np.clip(out, 0.0, None)
+
+    xerr, yerr = err(x, x_bounds), err(y, y_bounds)
+    if xerr is None and yerr is None:
+        return
+    axis.errorbar(
+        x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, elinewidth=0.8, capsize=1.5,
+        alpha=0.7, zorder=2, gid=INTERVAL_GID,
+    )  # fmt: skip
+
+
+def node_width(rows: pd.DataFrame) -> int | None:
+    """The activation width D of the rows' node: the dictionaries' input width ``d_in`` (the
+    supervised rows leave it empty), None when no row records it."""
+    if "d_in" not in rows.columns:
+        return None
+    widths = pd.to_numeric(rows["d_in"], errors="coerce").dropna()
+    return int(widths.max()) if len(widths) else None
+
+
+def uninformative_sufficiency(rows: pd.DataFrame) -> bool:
+    """Whether the rows' node flags sufficiency as uninformative (``sufficiency_uninformative``
+    = 1: mean ablation does not lower the task metric there)."""
+    if "sufficiency_uninformative" not in rows.columns:
+        return False
+    return bool((pd.to_numeric(rows["sufficiency_uninformative"], errors="coerce") == 1).any())
 
 
 _METRIC_TITLES = {
@@ -275,15 +363,24 @@ def plot_l0_vs_fidelity(frame: pd.DataFrame) -> Figure:
     horizontal line (``gid`` :data:`SUPERVISED_GID`). Sufficiency and necessity are best at
     1, FVU at 0. L0 goes on a log axis when it spans more than 20x.
     """
-    title = "Sparsity vs fidelity (metrics.md §4): sufficiency and necessity best at 1, FVU at 0"
+    title = (
+        "Sparsity vs fidelity (metrics.md §4): sufficiency (where informative) and necessity "
+        "best at 1, FVU at 0; bars: 95% intervals (§11)"
+    )
     metrics = ("sufficiency", "necessity", "fvu")
     if "l0" not in frame.columns or not any(m in frame.columns for m in metrics):
         return _empty_figure(title, "no rows with l0 and sufficiency/necessity/fvu")
     groups = node_groups(frame)
     figure, axes = _new_figure(len(groups), len(metrics), 3.8, 3.1)
     for row_axes, (node, rows) in zip(axes, groups, strict=True):
+        uninformative = uninformative_sufficiency(rows)
         for axis, metric in zip(row_axes, metrics, strict=True):
-            axis.set_title(f"{node}\n{_METRIC_TITLES[metric]}", fontsize=9)
+            heading = _METRIC_TITLES[metric]
+            if metric == "sufficiency" and uninformative:
+                heading = (
+                    "sufficiency: UNINFORMATIVE here\n(mean ablation does not lower the metric)"
+                )
+            axis.set_title(f"{node}\n{heading}", fontsize=9)
             axis.set_xlabel("L0 (mean active latents)")
             axis.set_ylabel(metric.upper() if metric == "fvu" else metric)
             if metric not in rows.columns:
@@ -299,10 +396,14 @@ def plot_l0_vs_fidelity(frame: pd.DataFrame) -> Figure:
                         group["l0"], group[metric], color=colour, linestyle=style,
                         linewidth=0.9, alpha=0.7, gid=SWEEP_LINE_GID,
                     )  # fmt: skip
+                _error_bars(axis, group["l0"], group[metric], _bounds(group, "l0"),
+                            _bounds(group, metric), colour)
+                hollow = metric == "sufficiency" and uninformative
                 axis.scatter(
-                    group["l0"], group[metric], marker=marker, color=colour, s=36, alpha=0.9,
-                    edgecolors="black", linewidths=0.4, label=_family_label(arch, source),
-                    zorder=3,
+                    group["l0"], group[metric], marker=marker,
+                    color="white" if hollow else colour, s=36, alpha=0.9,
+                    edgecolors=colour if hollow else "black", linewidths=1.0 if hollow else 0.4,
+                    label=_family_label(arch, source), zorder=3,
                 )  # fmt: skip
             for arch, row in _supervised_rows(points):
                 axis.scatter(
@@ -403,6 +504,14 @@ def _plot_edit_vs_k(frame: pd.DataFrame, quantity: str) -> Figure:
             Line2D([], [], color="dimgrey", linestyle=":", linewidth=1.8,
                    label="no intervention (noint_accuracy)")
         )  # fmt: skip
+        handles.append(
+            Patch(facecolor="grey", alpha=0.25, label="band: 95% interval (bold line,\n"
+                  "skyline, floor; metrics.md §11)")
+        )  # fmt: skip
+    handles.append(
+        Patch(facecolor="#f4d9a6", alpha=0.6,
+              label="k ≥ D/4: not sparse at the\nnode (D its width)")
+    )  # fmt: skip
     _legend(
         figure,
         handles,
@@ -432,6 +541,13 @@ def _draw_edit_vs_k(
             )  # fmt: skip
         if best is not None:
             k_arr, y_arr = _series(group.loc[best], column, ks)
+            _, lo_arr = _series(group.loc[best], column + "_lo", ks)
+            _, hi_arr = _series(group.loc[best], column + "_hi", ks)
+            if len(lo_arr) == len(k_arr) == len(hi_arr) and len(k_arr):
+                axis.fill_between(
+                    k_arr, lo_arr, hi_arr, color=colour, alpha=0.15, linewidth=0,
+                    gid=INTERVAL_GID, zorder=1,
+                )  # fmt: skip
             axis.plot(
                 k_arr, y_arr, color=colour, linestyle=style, marker=marker, markersize=3.5,
                 linewidth=1.7, gid=family_gid(arch, source), zorder=3,
@@ -451,6 +567,7 @@ def _draw_edit_vs_k(
                 value, color=_SUPERVISED_COLOUR, linestyle="--", linewidth=1.4,
                 gid=SUPERVISED_GID, zorder=2,
             )  # fmt: skip
+        _band(axis, rows, skyline, _SUPERVISED_COLOUR)
     floor = f"noint_accuracy_{attribute}"
     if quantity == "accuracy" and floor in rows.columns:
         for value in _distinct(rows[floor]):
@@ -458,8 +575,11 @@ def _draw_edit_vs_k(
                 value, color="dimgrey", linestyle=":", linewidth=1.8, gid=NO_INTERVENTION_GID,
                 zorder=2,
             )  # fmt: skip
+        _band(axis, rows, floor, "dimgrey")
+    _shade_not_sparse(axis, rows, ks)
     _grey_if_not_causal(axis, rows, attribute)
     axis.set_xscale("log", base=2)
+    axis.set_xlim(min(ks) / 1.3, max(ks) * 1.3)
     axis.set_xticks(ks, [str(k) for k in ks])
     axis.xaxis.set_minor_locator(NullLocator())
     axis.set_xlabel("k (latents edited)", fontsize=8)
@@ -471,6 +591,37 @@ def _draw_edit_vs_k(
         low, high = axis.get_ylim()
         axis.set_ylim(min(low, 0.0), max(high, 0.05))
     axis.grid(alpha=0.3)
+
+
+def _band(axis, rows: pd.DataFrame, column: str, colour: str) -> None:
+    """A horizontal band over the 95% interval of a node-level reference (one distinct
+    interval; none when the rows disagree or have none)."""
+    bounds = _bounds(rows, column)
+    if bounds is None:
+        return
+    pairs = {
+        (lo, hi) for lo, hi in zip(*bounds, strict=True) if np.isfinite(lo) and np.isfinite(hi)
+    }
+    if len(pairs) == 1:
+        lo, hi = pairs.pop()
+        axis.axhspan(lo, hi, color=colour, alpha=0.12, linewidth=0, gid=INTERVAL_GID, zorder=1)
+
+
+def _shade_not_sparse(axis, rows: pd.DataFrame, ks: list[int]) -> None:
+    """Shade k ≥ D/4 (D the node's width, :func:`node_width`): an edit of that many latents is
+    not sparse relative to the activation (a full basis rewrites anything; metrics.md §11)."""
+    width = node_width(rows)
+    if width is None or not ks or width / 4 > max(ks):
+        return
+    start = max(width / 4, min(ks) / 1.3)
+    axis.axvspan(
+        start, max(ks) * 1.3, color="#f4d9a6", alpha=0.45, linewidth=0, gid=NOT_SPARSE_GID,
+        zorder=0,
+    )  # fmt: skip
+    axis.text(
+        start, 0.02, f" not sparse\n k ≥ {width / 4:g}", transform=axis.get_xaxis_transform(),
+        ha="left", va="bottom", fontsize=6, color="#8a5a00",
+    )  # fmt: skip
 
 
 def plot_edit_accuracy_vs_k(frame: pd.DataFrame) -> Figure:
@@ -693,8 +844,17 @@ PLOTTERS = {
     "l0_vs_fidelity": plot_l0_vs_fidelity,
     "edit_accuracy_vs_magnitude": plot_edit_accuracy_vs_magnitude,
     "interpretability_coverage": plot_interpretability_coverage,
+    "pareto_fidelity": lambda frame: _pareto().plot_pareto_fidelity(frame),
+    "pareto_edit_accuracy": lambda frame: _pareto().plot_pareto_edit_accuracy(frame),
 }
 """Plot kind -> function drawing it from a leaderboard DataFrame."""
+
+
+def _pareto():
+    """:mod:`saebench.leaderboard.pareto` (imported late: it builds on this module)."""
+    from saebench.leaderboard import pareto
+
+    return pareto
 
 
 def write_plots(frame: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:

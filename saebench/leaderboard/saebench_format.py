@@ -55,6 +55,7 @@ from saebench.leaderboard.schema import (
     ATTRIBUTE_METRICS_TAIL,
     CORE_METRICS,
     DESCRIPTIVE_COLUMNS,
+    FLAG_COLUMNS,
     K_METRICS,
     KEY_COLUMNS,
     PROVENANCE_COLUMNS,
@@ -82,7 +83,9 @@ UNKNOWN_COMMIT = "Unknown"
 """``sae_bench_commit_hash`` when the row has no commit (SAEBench's own fallback)."""
 
 _EVAL_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/saebench/eval_id")
-_NON_METRIC_COLUMNS = frozenset(KEY_COLUMNS + DESCRIPTIVE_COLUMNS + PROVENANCE_COLUMNS)
+_NON_METRIC_COLUMNS = frozenset(
+    KEY_COLUMNS + DESCRIPTIVE_COLUMNS + PROVENANCE_COLUMNS + FLAG_COLUMNS
+)
 _PROVENANCE_TEXT = ("sae_name", "sae_id", "sae_hash", "data_source", "saebench_version")
 _PROVENANCE_TEXT += ("git_commit", "date")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -124,6 +124,7 @@ INTEGER_COLUMNS: tuple[str, ...] = (
     "n_fit_prompts",
     "coverage_min_prompts",
     "n_bootstrap",
+    "sufficiency_uninformative",
 )
 """Non-metric columns holding integers (or empty)."""
 
@@ -190,6 +191,31 @@ ATTRIBUTE_METRICS_TAIL: tuple[str, ...] = (
     "max_cosine",
 )
 """Per-attribute interpretability metrics, columns ``{name}_{attribute}`` (metrics.md §6)."""
+
+FLAG_COLUMNS: tuple[str, ...] = ("sufficiency_uninformative",)
+"""Flags derived from a row's metrics, placed right after the metric they qualify:
+``sufficiency_uninformative`` is 1 where mean ablation does not lower the task metric at the
+node (``meanabl_logit_diff`` ≥ ``clean_logit_diff``), so sufficiency (and ``sup_sufficiency``)
+is near or above 1 for any reconstruction and "1 = best" does not hold (metrics.md §11);
+0 where it does lower it; empty when either is missing."""
+
+
+def sufficiency_uninformative(clean: object, meanabl: object) -> int | None:
+    """The ``sufficiency_uninformative`` flag from the clean and mean-ablated task metric.
+
+    >>> sufficiency_uninformative(7.16, 12.13), sufficiency_uninformative(7.16, 1.0)
+    (1, 0)
+    >>> sufficiency_uninformative(7.16, float("nan")) is None
+    True
+    """
+    try:
+        clean_f, meanabl_f = float(clean), float(meanabl)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if clean_f != clean_f or meanabl_f != meanabl_f:
+        return None
+    return int(meanabl_f >= clean_f)
+
 
 _K_RE = re.compile(r"^(?P<name>" + "|".join(K_METRICS) + r")_(?P<attr>\w+?)_k(?P<k>\d+)$")
 _ATTR_RE = re.compile(
@@ -310,6 +336,8 @@ def column_sort_key(column: str) -> tuple:
     bound = interval_of(column)
     if bound is not None:
         return (*column_sort_key(bound[0]), 1 if bound[1] == "lo" else 2)
+    if column == "sufficiency_uninformative":
+        return (*column_sort_key("sufficiency"), 3)
     for group, names in (
         (_GROUP_KEY, KEY_COLUMNS),
         (_GROUP_DESCRIPTIVE, DESCRIPTIVE_COLUMNS),

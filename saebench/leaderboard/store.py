@@ -55,6 +55,7 @@ from saebench.leaderboard.schema import (
     is_metric,
     legacy_settings,
     ordered_columns,
+    sufficiency_uninformative,
 )
 
 logger = logging.getLogger(__name__)
@@ -484,6 +485,17 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     header, rows = read_rows(csv_path)
     columns = ordered_columns(header)
     frame = pd.DataFrame(rows, columns=columns, dtype=object).fillna("")
+    if "sufficiency_uninformative" not in frame.columns and {
+        "clean_logit_diff",
+        "meanabl_logit_diff",
+    } <= set(frame.columns):  # rows written before the flag: derive it (schema.FLAG_COLUMNS)
+        flags = [
+            sufficiency_uninformative(c or None, m or None)
+            for c, m in zip(frame["clean_logit_diff"], frame["meanabl_logit_diff"], strict=True)
+        ]
+        frame["sufficiency_uninformative"] = ["" if f is None else str(f) for f in flags]
+        columns = ordered_columns(frame.columns)
+        frame = frame[columns]
     for column in columns:
         if column in INTEGER_COLUMNS:
             frame[column] = pd.array(
@@ -494,7 +506,7 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
             frame[column] = frame[column].astype(float)
         else:
             frame[column] = frame[column].astype(str)
-    return frame
+    return frame.copy()  # one block per dtype, not one per column assigned above
 
 
 def _write_atomically(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> None:

@@ -38,6 +38,8 @@ _LABELS = {
     "sup_necessity": "nec (sup)",
     "sup_fvu": "FVU (sup)",
     "dead_fraction": "dead",
+    "n_prompts": "n",
+    "tie": "tie",
 }
 
 _METRIC_LABELS = {
@@ -70,6 +72,7 @@ def compact_columns(frame: pd.DataFrame, with_node: bool = True) -> list[str]:
     wanted = ["sae_name", "architecture", "data_source"]
     if with_node:
         wanted += ["hook", "head", "position"]
+    wanted += ["n_prompts"]  # rows with different prompt counts are not comparable (§6, §11)
     wanted += ["l0", "fvu", "sufficiency", "sup_sufficiency", "necessity", "sup_necessity"]
     attributes = attributes_in(frame.columns)
     for attribute in attributes:
@@ -251,6 +254,31 @@ def with_interval(value: object, lo: object, hi: object) -> str:
     return f"{text}±{format_number((float(hi) - float(lo)) / 2)}"
 
 
+UNINFORMATIVE_WHEN_FLAGGED = ("sufficiency", "sup_sufficiency")
+"""Cells printed as ``value (!)``, without interval, where the row's
+``sufficiency_uninformative`` is 1: mean ablation does not lower the task metric at the node,
+so the value is no fidelity score ("1 = best" does not hold; metrics.md §11)."""
+
+UNINFORMATIVE_NOTE = (
+    "(!) sufficiency uninformative at this node: mean ablation does not lower the task metric, "
+    "so any reconstruction scores near or above 1 (docs/metrics.md §11)"
+)
+
+
+def _flagged(row: pd.Series | Mapping) -> bool:
+    flag = row.get("sufficiency_uninformative")
+    return flag is not None and not pd.isna(flag) and int(flag) == 1
+
+
+def any_uninformative(frame: pd.DataFrame, columns: Sequence[str]) -> bool:
+    """Whether some shown sufficiency cell is flagged uninformative."""
+    return (
+        any(c in UNINFORMATIVE_WHEN_FLAGGED for c in columns)
+        and "sufficiency_uninformative" in frame.columns
+        and bool((frame["sufficiency_uninformative"].fillna(0) == 1).any())
+    )
+
+
 def formatted_cells(
     frame: pd.DataFrame, columns: Sequence[str], intervals: bool = True
 ) -> list[list[str]]:
@@ -271,6 +299,9 @@ def formatted_cells(
             )
             if masked:
                 cells.append(masked_label(row, parsed[1]))
+            elif column in UNINFORMATIVE_WHEN_FLAGGED and _flagged(row):
+                text = format_number(row[column])
+                cells.append(f"{text} (!)" if text else text)
             elif intervals and parsed is not None and f"{column}_lo" in row.index:
                 cells.append(with_interval(row[column], row[f"{column}_lo"], row[f"{column}_hi"]))
             else:
@@ -284,7 +315,7 @@ def render_plain(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     headers = [column_label(c) for c in columns]
     cells = formatted_cells(frame, columns)
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
-    numeric = [is_metric(c) or c in ("head", "d_sae", "seed", "n_prompts") for c in columns]
+    numeric = [is_metric(c) or c in ("head", "d_sae", "seed", "n_prompts", "tie") for c in columns]
 
     def line(values: Sequence[str]) -> str:
         parts = [
