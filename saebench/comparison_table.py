@@ -66,7 +66,11 @@ def _isnan(value: object) -> bool:
 
 def attributes_of(row: Mapping[str, object]) -> list[str]:
     """The task's attributes, from the row's ``noint_accuracy_{a}`` keys (in order)."""
-    return [k.removeprefix("noint_accuracy_") for k in row if k.startswith("noint_accuracy_")]
+    return [
+        k.removeprefix("noint_accuracy_")
+        for k in row
+        if k.startswith("noint_accuracy_") and not k.endswith(("_lo", "_hi"))  # not intervals
+    ]
 
 
 def causal_attributes(row: Mapping[str, object]) -> list[str]:
