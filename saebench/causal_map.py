@@ -489,11 +489,11 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
     """Draw the map to ``path`` (PNG, matplotlib's Agg canvas) and return the figure.
 
     One panel per position: rows are the nodes (hook and head), columns the attributes; the
-    colour is 1 − noint_accuracy (how often patching the counterfactual activation changes the
-    answer), the text "noint/sup", and a box marks cells that are causal and editable (a
-    dashed box: editable and borderline). Borderline cells (the interval of noint contains
-    0.5) are hatched. A last panel shows the mean-ablation drop clean LD − meanabl LD, one
-    column per position.
+    colour is noint_accuracy (dark where patching the counterfactual activation changes the
+    answer: causal), the first number of the text "noint/sup", and a box marks cells that are
+    causal and editable (a dashed box: editable and borderline). Borderline cells (the interval
+    of noint contains 0.5) are hatched. A last panel shows the mean-ablation drop
+    clean LD − meanabl LD, one column per position.
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -510,7 +510,7 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
     row_of = {label: r for r, label in enumerate(labels)}
     n_rows, n_attr, n_pos = len(labels), len(attributes), len(positions)
 
-    change_PRA = np.full((n_pos, n_rows, n_attr), np.nan)
+    noint_PRA = np.full((n_pos, n_rows, n_attr), np.nan)
     text_PRA = np.full((n_pos, n_rows, n_attr), "", dtype=object)
     marked_PRA = np.zeros((n_pos, n_rows, n_attr), dtype=bool)
     borderline_PRA = np.zeros((n_pos, n_rows, n_attr), dtype=bool)
@@ -518,7 +518,7 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
     for row in frame.itertuples(index=False):
         p, r = positions.index(row.position), row_of[_row_label(row.hook, row.head)]
         a = attributes.index(row.attribute)
-        change_PRA[p, r, a] = 1 - row.noint_accuracy
+        noint_PRA[p, r, a] = row.noint_accuracy
         text_PRA[p, r, a] = f"{row.noint_accuracy:.2f}/{row.sup_edit_accuracy:.2f}"
         borderline_PRA[p, r, a] = row.status == "borderline"
         marked_PRA[p, r, a] = bool(row.status in ("causal", "borderline") and row.editable)
@@ -527,26 +527,27 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
     height = 0.24 * n_rows + 1.6
     fig = Figure(figsize=(1.1 * n_attr * n_pos + 0.7 * n_pos + 4.5, height))
     FigureCanvasAgg(fig)
-    # columns: one panel per position, the 1 − noint colour bar, a gap, LD drop, its colour bar
+    # columns: one panel per position, the noint colour bar, a gap, LD drop, its colour bar
     ratios = [n_attr] * n_pos + [0.12, 0.35, n_pos, 0.12]
     grid = fig.add_gridspec(1, len(ratios), width_ratios=ratios, wspace=0.08)
     fig.subplots_adjust(top=1 - 1.0 / height, bottom=0.3 / height)
     first = frame.iloc[0]
     fig.suptitle(
         f"{first['model']} / {first['task']}: causal map ({first['n_prompts']} prompts). "
-        "Colour 1 - noint, text noint/sup, red box: causal and editable;\nhatched: "
+        "Colour and first number: noint (dark: causal), second: sup; red box: causal and "
+        "editable;\nhatched: "
         "borderline (95% interval of noint contains 0.5), dashed box: borderline and editable",
         fontsize=9,
     )
     image = None
     for p, position in enumerate(positions):
         ax = fig.add_subplot(grid[0, p])
-        image = ax.imshow(change_PRA[p], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        image = ax.imshow(noint_PRA[p], cmap="viridis", vmin=0, vmax=1, aspect="auto")
         for r in range(n_rows):
             for a in range(n_attr):
                 if not text_PRA[p, r, a]:
                     continue
-                colour = "white" if change_PRA[p, r, a] < 0.6 else "black"
+                colour = "white" if noint_PRA[p, r, a] < 0.6 else "black"
                 ax.text(a, r, text_PRA[p, r, a], ha="center", va="center", fontsize=5.5, c=colour)
                 if borderline_PRA[p, r, a]:
                     ax.add_patch(
@@ -563,7 +564,8 @@ def plot_causal_map(frame: pd.DataFrame, path: str | Path):
         ax.set_title(f"@{position}", fontsize=9)
         ax.set_yticks(range(n_rows), labels if p == 0 else [""] * n_rows, fontsize=7)
     if image is not None:
-        fig.colorbar(image, cax=fig.add_subplot(grid[0, n_pos]), label="1 - noint")
+        colour_bar_ax = fig.add_subplot(grid[0, n_pos])
+        fig.colorbar(image, cax=colour_bar_ax, label="noint_accuracy (low: causal)")
     ax = fig.add_subplot(grid[0, n_pos + 2])
     bound = max(float(np.nanmax(np.abs(drop_RP))) if np.isfinite(drop_RP).any() else 0, 1e-6)
     drop_image = ax.imshow(drop_RP, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
