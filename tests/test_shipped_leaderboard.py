@@ -37,6 +37,13 @@ def test_every_architecture_data_source_and_baseline_is_there_at_every_node(fram
         assert rows["clean_accuracy"].min() > 0.9  # the model does the task at every row
 
 
+def test_shipped_rows_name_their_saes_by_paths_inside_the_repository(frame):
+    """Row identities hold no machine's absolute path: a clone elsewhere finds every SAE."""
+    for sae_id in frame.loc[~frame["sae_id"].str.startswith("supervised:"), "sae_id"]:
+        assert not Path(sae_id).is_absolute(), sae_id
+        assert (ROOT / sae_id).is_dir(), sae_id
+
+
 def test_every_shipped_sae_matches_its_row(frame):
     for _, row in frame[~frame["sae_id"].str.startswith("supervised:")].iterrows():
         sae = load_sae(ROOT / row["sae_id"])
