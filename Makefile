@@ -44,7 +44,7 @@ lint: install
 # Headless Chromium for the site's browser test (tests/test_site.py): Debian's package, driven
 # by Playwright through its executable (Playwright's own browser download is not needed).
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null || (apt-get update && (apt-get install -y chromium || apt-get install -y chromium))
 
 # The leaderboard web page of both shipped leaderboards (not committed): open _site/index.html.
 SITE ?= _site
