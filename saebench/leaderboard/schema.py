@@ -230,18 +230,7 @@ INTERVAL_SUFFIXES: tuple[str, str] = ("_lo", "_hi")
 (docs/metrics.md §11), right after the metric."""
 
 INTERVAL_METRICS: tuple[str, ...] = (
-    "clean_logit_diff",
-    "clean_accuracy",
-    "l0",
-    "fvu",
-    "dead_fraction",
-    "sufficiency",
-    "logit_diff_recovered_vs_meanabl",
-    "necessity",
-    "sup_sufficiency",
-    "sup_logit_diff_recovered_vs_meanabl",
-    "sup_necessity",
-    "sup_fvu",
+    *CORE_METRICS,
     "noint_accuracy",
     "sup_edit_accuracy",
     "edit_accuracy",
