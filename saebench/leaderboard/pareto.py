@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from saebench.leaderboard.plots import (
     _SUPERVISED_COLOUR,
@@ -41,6 +40,7 @@ from saebench.leaderboard.plots import (
     _new_figure,
     _suptitle,
     arch_colour,
+    log_l0_axis,
     node_width,
     source_style,
     uninformative_sufficiency,
@@ -86,12 +86,7 @@ def _draw_pareto(axis, rows: pd.DataFrame, metric: str, frontier: bool = True) -
             front["l0"], front[metric], color="black", linewidth=1.0, drawstyle="steps-post",
             alpha=0.8, zorder=3, gid=FRONTIER_GID,
         )  # fmt: skip
-    l0 = points["l0"][points["l0"] > 0]
-    if len(l0) and l0.max() / l0.min() > 20:
-        axis.set_xscale("log")
-        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-        axis.xaxis.set_minor_formatter(NullFormatter())
+    log_l0_axis(axis, points["l0"])
     axis.set_xlabel("L0 (mean active latents)", fontsize=8)
     axis.tick_params(labelsize=7)
     axis.grid(alpha=0.3)

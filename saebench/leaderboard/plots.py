@@ -153,6 +153,16 @@ def _new_figure(n_rows: int, n_cols: int, panel_w: float, panel_h: float) -> tup
     return figure, [list(row) for row in axes]
 
 
+def log_l0_axis(axis, l0: pd.Series) -> None:
+    """A log L0 axis with plain tick labels where the positive L0s span more than 20×."""
+    l0 = l0[l0 > 0]
+    if len(l0) and l0.max() / l0.min() > 20:
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
+
+
 def _suptitle(figure: Figure, text: str) -> None:
     """The figure's title, left-aligned so that it never runs into the legend on the right."""
     figure.suptitle(text, x=0.02, ha="left", fontsize=11)
@@ -419,12 +429,7 @@ def plot_l0_vs_fidelity(frame: pd.DataFrame) -> Figure:
                         label="supervised dictionary" if index == 0 else "_nolegend_",
                         gid=SUPERVISED_GID,
                     )  # fmt: skip
-            l0 = points["l0"][points["l0"] > 0]
-            if len(l0) and l0.max() / l0.min() > 20:
-                axis.set_xscale("log")
-                axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-                axis.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
+            log_l0_axis(axis, points["l0"])
             axis.grid(alpha=0.3)
     _suptitle(figure, title)
     handles = _family_handles(frame, lines=False)

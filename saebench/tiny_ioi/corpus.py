@@ -35,11 +35,11 @@ subject, not the SAE, so it sees both vocabulary halves).
 from __future__ import annotations
 
 import re
-from functools import cache
 
 import numpy as np
 
-from saebench_tasks.ioi import TEMPLATES, read_word_list
+from saebench.tiny_ioi.stories import word_lists
+from saebench_tasks.ioi import TEMPLATES
 
 EXTRA_IOI_TEMPLATES: tuple[str, ...] = (
     "Then, [A] and [B] went to the [PLACE]. [C] gave a [OBJECT] to",
@@ -134,12 +134,6 @@ GENERAL_TEMPLATES: tuple[str, ...] = (
 """Non-IOI sentence families with names, places and objects."""
 
 _SLOT = re.compile(r"\[(A|B|C|D|X|PLACE2?|OBJECT2?)\]")
-
-
-@cache
-def word_lists() -> dict[str, tuple[str, ...]]:
-    """The IOI plugin's ``names``, ``objects`` and ``places`` (all of them)."""
-    return {k: tuple(read_word_list(k)) for k in ("names", "objects", "places")}
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -228,7 +228,6 @@ def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
     init_weights(model, torch.Generator().manual_seed(cfg.seed))
     model.train()
 
-    optimizer = make_optimizer(model, cfg)
     n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
     plain, plain_ioi_N = training_mixture(
         n_plain, cfg.seed + 1, cfg.ioi_fraction, cfg.reference_fraction, interludes=False
@@ -237,9 +236,28 @@ def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
         cfg.steps * cfg.batch_size - n_plain, cfg.seed, cfg.ioi_fraction, cfg.reference_fraction
     )
     texts, is_ioi_N = plain + texts, np.concatenate([plain_ioi_N, is_ioi_N])
-    is_ioi_N = torch.as_tensor(is_ioi_N)
+    losses = fit(model, tokenizer, texts, torch.as_tensor(is_ioi_N), cfg, show_progress, on_step)
+    return model, tokenizer, model_cfg, losses
+
+
+def fit(
+    model,
+    tokenizer,
+    texts: list[str],
+    is_ioi_N: torch.Tensor,
+    cfg,
+    show_progress: bool = True,
+    on_step: Callable[[int, Any, float], None] | None = None,
+    desc: str = "tiny-ioi",
+) -> np.ndarray:
+    """The optimiser loop shared by the tiny-ioi recipes: ``cfg.steps`` AdamW steps
+    (:func:`make_optimizer`, :func:`learning_rate`) on consecutive batches of ``texts``, with
+    the loss :func:`lm_loss` weighted by :func:`answer_weights` on the IO answer of the texts
+    flagged in ``is_ioi_N``, gradients clipped to norm 1. Leaves the model in eval mode;
+    returns the loss of every step."""
+    optimizer = make_optimizer(model, cfg)
     losses = np.zeros(cfg.steps)
-    for step in tqdm(range(cfg.steps), disable=not show_progress, desc="tiny-ioi"):
+    for step in tqdm(range(cfg.steps), disable=not show_progress, desc=desc):
         batch = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
         tokens_BL = encode_texts(tokenizer, texts[batch], cfg.n_ctx)
         for group in optimizer.param_groups:
@@ -258,7 +276,7 @@ def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
         if on_step is not None:
             on_step(step, model, losses[step])
     model.eval()
-    return model, tokenizer, model_cfg, losses
+    return losses
 
 
 def save_tiny_ioi(model, tokenizer, model_cfg: dict[str, Any], out_dir: Path) -> None:

@@ -26,20 +26,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from saebench.model import build_model
 from saebench.tiny_ioi.stories import training_mixture, vocabulary_texts
 from saebench.tiny_ioi.tokenizer import build_tokenizer, hf_tokenizer
 from saebench.tiny_ioi.train import (
     ScheduleConfig,
-    answer_weights,
     deterministic_algorithms,
-    encode_texts,
+    fit,
     init_weights,
-    learning_rate,
-    lm_loss,
-    make_optimizer,
     model_config,
     train_save_and_measure,
 )
@@ -109,7 +104,6 @@ def train_stories(cfg: StoriesConfig, show_progress: bool = True) -> tuple:
         model = build_model(model_cfg, tokenizer=tokenizer)
         init_weights(model, torch.Generator().manual_seed(cfg.seed))
         model.train()
-        optimizer = make_optimizer(model, cfg)
         n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
         plain, plain_ioi_N = training_mixture(
             n_plain, cfg.seed + 1, cfg.plain_ioi_fraction, cfg.former_fraction, plain=True
@@ -120,22 +114,8 @@ def train_stories(cfg: StoriesConfig, show_progress: bool = True) -> tuple:
         texts, is_ioi_N = plain + texts, np.concatenate([plain_ioi_N, is_ioi_N])
         order = length_bucketed_order(texts, cfg.batch_size, np.random.default_rng([cfg.seed, 5]))
         texts, is_ioi_N = [texts[i] for i in order], torch.as_tensor(is_ioi_N[order])
-        losses = np.zeros(cfg.steps)
-        for step in tqdm(range(cfg.steps), disable=not show_progress, desc="tiny-ioi (stories)"):
-            batch = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
-            tokens_BL = encode_texts(tokenizer, texts[batch], cfg.n_ctx)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, cfg)
-            weights_BL = answer_weights(
-                tokens_BL, is_ioi_N[batch], tokenizer.pad_token_id, cfg.answer_weight
-            )
-            loss = lm_loss(model(tokens_BL), tokens_BL, tokenizer.pad_token_id, weights_BL)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses[step] = loss.item()
-        model.eval()
+        desc = "tiny-ioi (stories)"
+        losses = fit(model, tokenizer, texts, is_ioi_N, cfg, show_progress, desc=desc)
     return model, tokenizer, model_cfg, losses
 
 
