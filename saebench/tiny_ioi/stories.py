@@ -89,8 +89,51 @@ INTROS: tuple[str, ...] = (
     "Because [A] and [B] were at the [PLACE],",
     "Once [A] and [B] had a long argument,",
 )
-"""How the pair comes together, [A] first. One ending in a comma is a subordinate clause:
-the final clause follows it in the same sentence (no opener, no middle)."""
+"""Hand-written intros, [A] first (one family of :data:`INTRO_FAMILIES`). One ending in a comma
+is a subordinate clause: the final clause follows it in the same sentence (no opener, no
+middle)."""
+
+PAIR_SUBJECTS: tuple[str, ...] = (
+    "[A] and [B]", "Friends [A] and [B]", "[A] and her friend [B]", "[A] and his friend [B]",
+    "Both [A] and [B]",
+)  # fmt: skip
+"""How a pair can be the subject of a clause."""
+
+PLURAL_PREDICATES: tuple[str, ...] = (
+    "went to the [PLACE]", "had a long argument", "had a long and really crazy argument",
+    "had lots of fun at the [PLACE]", "were working at the [PLACE]", "met at the [PLACE]",
+    "found a [OBJECT] at the [PLACE]", "talked for a long time", "were cooking at the [PLACE]",
+    "got a [OBJECT] at the [PLACE]", "were thinking about going to the [PLACE]",
+    "played a game at the [PLACE]", "were at the [PLACE] together", "were at the [PLACE]",
+    "were commuting to the [PLACE]", "spent the day at the [PLACE]", "were happy at the [PLACE]",
+    "were reading a book at the [PLACE]", "looked at the [OBJECT]",
+    "bought a [OBJECT] at the [PLACE]", "walked to the [PLACE]", "liked the [PLACE]",
+    "came back from the [PLACE]", "were waiting at the [PLACE]", "were tired",
+    "went home together", "saw the [PLACE]", "talked about the [OBJECT]",
+)  # fmt: skip
+"""What a pair does (plural verb), after one of :data:`PAIR_SUBJECTS`."""
+
+TRANSITIVE_VERBS: tuple[str, ...] = (
+    "met", "saw", "called", "visited", "helped", "waited for", "ran into", "talked with",
+    "played with", "looked for", "worked with", "argued with", "walked with", "found",
+    "talked to", "went out with",
+)  # fmt: skip
+"""``[A] VERB [B]``: verbs that put the pair into one clause, [A] as subject, [B] as object."""
+
+PLACE_SUFFIXES: tuple[str, ...] = ("", " at the [PLACE]", " in the [PLACE]", " at the [PLACE] again")
+"""What may follow ``[A] VERB [B]``."""
+
+WITH_PREDICATES: tuple[str, ...] = (
+    "went to the [PLACE]", "was at the [PLACE]", "walked to the [PLACE]",
+    "had lots of fun at the [PLACE]", "played a game at the [PLACE]",
+    "spent the day at the [PLACE]", "was cooking at the [PLACE]", "talked for a long time",
+    "had a long argument", "was working at the [PLACE]", "went home", "was reading a book",
+    "came back from the [PLACE]",
+)  # fmt: skip
+"""``[A] PREDICATE with [B]``: singular predicates the pair shares through "with"."""
+
+SUBORDINATORS: tuple[str, ...] = ("When", "While", "After", "Because", "Once", "Before")
+"""Conjunctions that make a subordinate intro: ``When [A] met [B] at the [PLACE],``."""
 
 HELD_OUT_INTROS: tuple[str, ...] = (
     "[A] and [B] went for a walk in the [PLACE].",
@@ -99,6 +142,29 @@ HELD_OUT_INTROS: tuple[str, ...] = (
     "When [A] saw [B] at the [PLACE],",
 )
 """Intro shapes never trained on (their words occur in other sentences)."""
+
+
+def _compose_intros() -> tuple[tuple[str, ...], ...]:
+    """The intro families: hand-written, ``PAIR PREDICATE.``, ``[A] VERB [B] SUFFIX.``,
+    ``[A] PREDICATE with [B].`` and subordinate versions of the last three; shapes that begin
+    with a held-out one removed."""
+    pair = tuple(f"{p} {v}." for p in PAIR_SUBJECTS for v in PLURAL_PREDICATES)
+    transitive = tuple(f"[A] {v} [B]{x}." for v in TRANSITIVE_VERBS for x in PLACE_SUFFIXES)
+    with_ = tuple(f"[A] {v} with [B]." for v in WITH_PREDICATES)
+    subordinate = tuple(
+        f"{c} {clause[0].lower() + clause[1:] if clause.startswith('Friends') else clause}"[:-1]
+        + ","
+        for c in SUBORDINATORS
+        for clause in pair + transitive + with_
+        if not clause.startswith(("Both", "Friends"))
+    )
+    held_out = tuple(h.rstrip(".,") for h in HELD_OUT_INTROS)
+    families = (INTROS, pair, transitive, with_, subordinate)
+    return tuple(tuple(x for x in f if not x.startswith(held_out)) for f in families)
+
+
+INTRO_FAMILIES: tuple[tuple[str, ...], ...] = _compose_intros()
+"""Trained intro shapes by family: a story draws a family uniformly, then a shape in it."""
 
 FINALS: tuple[str, ...] = (
     "[C] said to",
@@ -128,7 +194,34 @@ FINALS: tuple[str, ...] = (
     "[C] said goodbye to",
     "[C] gave a [OBJECT] back to",
 )
-"""The last clause: S does something to the answer, ending at "to" (END)."""
+"""Hand-written final clauses: S does something to the answer, ending at "to" (END)."""
+
+GIVE_VERBS: tuple[str, ...] = (
+    "gave", "handed", "threw", "sent", "passed", "sold", "brought", "offered", "lent", "tossed",
+    "mailed", "returned",
+)  # fmt: skip
+"""Transfer verbs, past tense: ``[C] VERB THING to``."""
+
+GIVE_BASES: tuple[str, ...] = ("give", "hand", "send", "bring", "pass", "throw", "sell", "lend")
+"""Their base forms, after :data:`MODALS`."""
+
+THINGS: tuple[str, ...] = ("a [OBJECT]", "the [OBJECT]", "it", "a letter", "the [OBJECT] back")
+"""What is transferred."""
+
+SAY_PHRASES: tuple[str, ...] = (
+    "said", "waved", "talked", "said goodbye", "wrote a letter", "read a story", "said hello",
+    "smiled", "wrote", "talked about the [PLACE]",
+)  # fmt: skip
+"""``[C] PHRASE to``: speaking to someone."""
+
+BEFORE_ACTIONS: tuple[str, ...] = (
+    "went back and", "smiled and", "was happy and", "came back and", "got a [OBJECT] and",
+    "bought a [OBJECT] and", "found a [OBJECT] and", "was tired, but",
+)  # fmt: skip
+"""Something S does first: ``[C] ACTION gave a [OBJECT] to``."""
+
+MODALS: tuple[str, ...] = ("decided to", "wanted to", "had to", "went back to")
+"""``[C] MODAL give a [OBJECT] to``."""
 
 HELD_OUT_FINALS: tuple[str, ...] = (
     "[C] showed a [OBJECT] to",
@@ -136,6 +229,23 @@ HELD_OUT_FINALS: tuple[str, ...] = (
     "[C] found a [OBJECT] and handed it to",
 )
 """Final shapes never trained on."""
+
+
+def _compose_finals() -> tuple[tuple[str, ...], ...]:
+    """The final-clause families: hand-written, ``[C] GAVE THING to``, ``[C] SAID to``,
+    ``[C] ACTION GAVE THING to`` / ``[C] ACTION SAID to``, ``[C] MODAL GIVE THING to``;
+    shapes that begin with a held-out one removed."""
+    give = tuple(f"[C] {v} {t} to" for v in GIVE_VERBS for t in THINGS)
+    say = tuple(f"[C] {p} to" for p in SAY_PHRASES)
+    before = tuple(f"[C] {b} {x[4:]}" for b in BEFORE_ACTIONS for x in give + say)
+    modal = tuple(f"[C] {m} {v} {t} to" for m in MODALS for v in GIVE_BASES for t in THINGS)
+    held_out = tuple(h.rstrip(".,") for h in HELD_OUT_FINALS)
+    families = (FINALS, give, say, before, modal)
+    return tuple(tuple(x for x in f if not x.startswith(held_out)) for f in families)
+
+
+FINAL_FAMILIES: tuple[tuple[str, ...], ...] = _compose_finals()
+"""Trained final shapes by family, drawn like :data:`INTRO_FAMILIES`."""
 
 MIDDLES: tuple[str, ...] = (
     "[X] was happy.",
@@ -189,7 +299,7 @@ GENERAL: tuple[str, ...] = (
     "[X] went to the [PLACE].",
     "[X] bought a [OBJECT].",
     "[X] walked from the [PLACE] to the [PLACE2] with a [OBJECT].",
-    "[X] showed the [OBJECT] to everyone at the [PLACE].",
+    "[X] showed everyone the [OBJECT].",
     "When [X] came back from the [PLACE], [X] had a [OBJECT].",
     "The [OBJECT] and the [OBJECT2] were in the [PLACE].",
     "It was a nice day.",
@@ -224,12 +334,26 @@ GENERAL_TRIO: tuple[str, ...] = (
 )
 """General sentences about three people."""
 
+TRAIN_MIDDLES: tuple[str, ...] = MIDDLES + tuple(
+    g
+    for g in GENERAL
+    if g.count("[X]") == 1 and g not in MIDDLES and not any(h.endswith(g[4:]) for h in HELD_OUT_MIDDLES)
+)
+"""The middle sentences of training stories: :data:`MIDDLES` and the general one-person
+sentences, except those that would make a held-out middle."""
+
 HELD_OUT_PREAMBLES: tuple[str, ...] = (
     "[X] was reading a book at the [PLACE].",
     "Everyone liked the [OBJECT] that [X] had.",
     "[X] and [Y] were at the [PLACE] too.",
 )
 """Unrelated opening sentences never trained on (preamble evaluation)."""
+
+ALL_INTROS: tuple[str, ...] = tuple(x for family in INTRO_FAMILIES for x in family)
+"""Every trained intro shape (the hand-written :data:`INTROS` first)."""
+
+ALL_FINALS: tuple[str, ...] = tuple(x for family in FINAL_FAMILIES for x in family)
+"""Every trained final shape (the hand-written :data:`FINALS` first)."""
 
 FORMER_LATTER = ("the former", "the latter")
 
@@ -257,19 +381,26 @@ def _names() -> frozenset[str]:
 class Shapes:
     """The clause families a story draws from."""
 
-    intros: tuple[str, ...]
-    finals: tuple[str, ...]
+    intros: tuple[tuple[str, ...], ...]
+    """Intro shapes by family (a draw picks a family uniformly, then a shape)."""
+    finals: tuple[tuple[str, ...], ...]
+    """Final-clause shapes by family."""
     middles: tuple[str, ...]
     preambles: tuple[str, ...]
     preamble_pairs: tuple[str, ...] = ()
 
     @classmethod
     def train(cls) -> Shapes:
-        return cls(INTROS, FINALS, MIDDLES, GENERAL, GENERAL_PAIR)
+        return cls(INTRO_FAMILIES, FINAL_FAMILIES, TRAIN_MIDDLES, GENERAL, GENERAL_PAIR)
 
     @classmethod
     def held_out(cls) -> Shapes:
-        return cls(HELD_OUT_INTROS, HELD_OUT_FINALS, MIDDLES, GENERAL, GENERAL_PAIR)
+        return cls((HELD_OUT_INTROS,), (HELD_OUT_FINALS,), TRAIN_MIDDLES, GENERAL, GENERAL_PAIR)
+
+
+def _pick(rng: np.random.Generator, families: tuple[tuple[str, ...], ...]) -> str:
+    family = families[rng.integers(len(families))]
+    return family[rng.integers(len(family))]
 
 
 @dataclass
@@ -352,8 +483,8 @@ def ioi_story(
     s_first = bool(rng.integers(2))
     a, b = (s, io) if s_first else (io, s)
     values = {"A": a, "B": b}
-    intro = intro or shapes.intros[rng.integers(len(shapes.intros))]
-    final = final or shapes.finals[rng.integers(len(shapes.finals))]
+    intro = intro or _pick(rng, shapes.intros)
+    final = final or _pick(rng, shapes.finals)
     n_preamble = int(rng.integers(4)) if n_preamble is None else n_preamble
     parts = {"preamble": " ".join(_preamble(rng, shapes, others, n_preamble))}
     subordinate = intro.endswith(",")
@@ -509,7 +640,7 @@ def vocabulary_texts() -> list[str]:
     words = [" " + w for k in ("names", "objects", "places") for w in lists[k]]
     words += list(lists["names"])  # a story may open with a name
     shapes = (
-        INTROS + HELD_OUT_INTROS + FINALS + HELD_OUT_FINALS + MIDDLES + PLAIN_MIDDLES
+        ALL_INTROS + HELD_OUT_INTROS + ALL_FINALS + HELD_OUT_FINALS + MIDDLES + PLAIN_MIDDLES
         + THIRD_PERSON_MIDDLES + HELD_OUT_MIDDLES + GENERAL + GENERAL_PAIR + GENERAL_TRIO
         + HELD_OUT_PREAMBLES + tuple(TEMPLATES) + OPENERS + FINAL_OPENERS
         + ("The former said to the latter.",)
