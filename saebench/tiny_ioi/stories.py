@@ -120,7 +120,9 @@ TRANSITIVE_VERBS: tuple[str, ...] = (
 )  # fmt: skip
 """``[A] VERB [B]``: verbs that put the pair into one clause, [A] as subject, [B] as object."""
 
-PLACE_SUFFIXES: tuple[str, ...] = ("", " at the [PLACE]", " in the [PLACE]", " at the [PLACE] again")
+PLACE_SUFFIXES: tuple[str, ...] = (
+    "", " at the [PLACE]", " in the [PLACE]", " at the [PLACE] again",
+)  # fmt: skip
 """What may follow ``[A] VERB [B]``."""
 
 WITH_PREDICATES: tuple[str, ...] = (
@@ -337,7 +339,9 @@ GENERAL_TRIO: tuple[str, ...] = (
 TRAIN_MIDDLES: tuple[str, ...] = MIDDLES + tuple(
     g
     for g in GENERAL
-    if g.count("[X]") == 1 and g not in MIDDLES and not any(h.endswith(g[4:]) for h in HELD_OUT_MIDDLES)
+    if g.count("[X]") == 1
+    and g not in MIDDLES
+    and not any(h.endswith(g[4:]) for h in HELD_OUT_MIDDLES)
 )
 """The middle sentences of training stories: :data:`MIDDLES` and the general one-person
 sentences, except those that would make a held-out middle."""
