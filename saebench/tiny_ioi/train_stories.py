@@ -59,7 +59,8 @@ class StoriesConfig(ScheduleConfig):
     n_layers: int = 4
     d_model: int = 128
     n_heads: int = 8
-    n_ctx: int = 128
+    n_ctx: int = 256
+    """Longest text in tokens (rotary positions: no parameter depends on it)."""
     positional_embedding: str = "rotary"
     """``rotary`` or ``standard`` (learned absolute, GPT-2)."""
     rotary_dim: int = 8
@@ -87,6 +88,19 @@ def length_bucketed_order(
     return np.concatenate(order)
 
 
+def drop_long_texts(
+    tokenizer, texts: list[str], is_ioi_N: np.ndarray, n_ctx: int, n: int
+) -> tuple[list[str], np.ndarray]:
+    """The first ``n`` of ``texts`` that fit ``n_ctx`` tokens with ``<|bos|>`` and
+    ``<|eos|>``, and their IOI flags; a ``ValueError`` if fewer than ``n`` fit."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    keep_N = np.array([len(e.ids) + 2 <= n_ctx for e in encodings])
+    if keep_N.sum() < n:
+        raise ValueError(f"only {keep_N.sum()} of {len(texts)} texts fit n_ctx = {n_ctx}; need {n}")
+    idx = np.flatnonzero(keep_N)[:n]
+    return [texts[i] for i in idx], is_ioi_N[idx]
+
+
 def stories_model_config(cfg: StoriesConfig, vocab_size: int) -> dict[str, Any]:
     """``HookedTransformerConfig`` fields of the model ``cfg`` describes."""
     out = model_config(cfg, vocab_size)
@@ -105,12 +119,14 @@ def train_stories(cfg: StoriesConfig, show_progress: bool = True) -> tuple:
         init_weights(model, torch.Generator().manual_seed(cfg.seed))
         model.train()
         n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
-        plain, plain_ioi_N = training_mixture(
-            n_plain, cfg.seed + 1, cfg.plain_ioi_fraction, cfg.former_fraction, plain=True
-        )
-        texts, is_ioi_N = training_mixture(
-            cfg.steps * cfg.batch_size - n_plain, cfg.seed, cfg.ioi_fraction, cfg.former_fraction
-        )
+        n_rest = cfg.steps * cfg.batch_size - n_plain
+        spare = lambda n: n + n // 100 + cfg.batch_size  # noqa: E731 (texts too long are dropped)
+        plain, plain_ioi_N = drop_long_texts(tokenizer, *training_mixture(
+            spare(n_plain), cfg.seed + 1, cfg.plain_ioi_fraction, cfg.former_fraction, plain=True
+        ), cfg.n_ctx, n_plain)  # fmt: skip
+        texts, is_ioi_N = drop_long_texts(tokenizer, *training_mixture(
+            spare(n_rest), cfg.seed, cfg.ioi_fraction, cfg.former_fraction
+        ), cfg.n_ctx, n_rest)  # fmt: skip
         texts, is_ioi_N = plain + texts, np.concatenate([plain_ioi_N, is_ioi_N])
         order = length_bucketed_order(texts, cfg.batch_size, np.random.default_rng([cfg.seed, 5]))
         texts, is_ioi_N = [texts[i] for i in order], torch.as_tensor(is_ioi_N[order])
