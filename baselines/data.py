@@ -4,7 +4,7 @@
   ``test`` split that saebench evaluates on), read at the node's position or at every
   position of the prompt.
 - ``general``: text that is not the task. For the embedded models, their own non-task
-  training families (:func:`saebench.tiny_ioi.corpus.general_corpus`,
+  training families (:func:`saebench.tiny_ioi.stories.general_corpus`,
   :func:`saebench.tiny_gt.corpus.general_corpus`); for other models, a streamed text data
   set (OpenWebText by default, via the ``datasets`` library; needs network), read at every
   token position except BOS.
@@ -23,7 +23,7 @@ from saebench.task import Task
 
 GENERAL_DATASET = "Skylion007/openwebtext"
 EMBEDDED_GENERAL_CORPORA: dict[str, str] = {
-    "tiny-ioi": "saebench.tiny_ioi.corpus",
+    "tiny-ioi": "saebench.tiny_ioi.stories",
     "tiny-gt": "saebench.tiny_gt.corpus",
 }
 """Embedded model -> the module whose ``general_corpus(n, seed)`` is its non-task text."""

@@ -1,5 +1,5 @@
-"""The stories recipe for the next tiny-ioi (issue 17), the ``ioi-order`` task variant, and the
-circuit analysis tool."""
+"""tiny-ioi's training text (stories), its evaluation sets, the ``ioi-order`` task variant,
+and the circuit of the shipped model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from saebench.model import gpt2_tokenizer, load_model
 from saebench.testing import check_task
 from saebench.tiny_ioi.circuit import head_table
-from saebench.tiny_ioi.evaluate_stories import (
+from saebench.tiny_ioi.evaluate import (
     counting_adversarial_stories,
     held_out_shape_stories,
     preamble_stories,
@@ -34,7 +34,6 @@ from saebench.tiny_ioi.stories import (
     word_lists,
 )
 from saebench.tiny_ioi.tokenizer import build_tokenizer, hf_tokenizer
-from saebench.tiny_ioi.train_stories import StoriesConfig, train_stories
 from saebench_tasks.ioi import ORDER_WORDS, IOIOrderTask, IOITask
 
 NAMES = set(word_lists()["names"])
@@ -166,27 +165,18 @@ def test_ioi_order_refuses_a_tokenizer_without_the_order_words():
         IOIOrderTask(tokenizer=tok)
 
 
-def test_the_stories_recipe_is_deterministic_and_learns():
-    cfg = StoriesConfig(
-        seed=3, steps=40, warmup_steps=5, n_layers=1, d_model=32, n_heads=2, plain_steps=10
-    )
-    (model_a, _, _, losses_a), (model_b, _, _, losses_b) = (
-        train_stories(cfg, show_progress=False) for _ in range(2)
-    )
-    assert losses_a.tolist() == losses_b.tolist()
-    for name, value in model_a.state_dict().items():
-        assert torch.equal(value, model_b.state_dict()[name]), name
-    assert losses_a[0] > 6.0 and losses_a[-5:].mean() < 0.75 * losses_a[0]
-
-
-def test_circuit_table_shows_the_shipped_models_shortcut():
-    """The shipped tiny-ioi (the templates recipe) suppresses S by identity: no head attends
-    from S2 to S1, some head attends from END to S2, and patching the ``pos`` counterfactual
-    into any head at END changes no answer (issue 17)."""
+def test_circuit_of_the_shipped_model():
+    """docs/tiny-ioi.md §2 on the shipped weights: no duplicate-token head; heads 2.0 and 2.2
+    attend from END to S2 and carry the LD (ablating either removes over a third of it); on
+    ``ioi-order`` heads 1.2 and 1.3 attend from the order word to the name it refers to."""
     model = load_model("tiny-ioi")
-    table = head_table(model, IOITask(tokenizer=model.tokenizer), n=64, seed=0)
-    assert table["attn_s2_s1"].max() < 0.2
-    assert table["attn_end_s2"].max() > 0.8
-    assert table["patch_pos"].min() >= 0.95
-    # mean-ablating some head lowers the LD by at least 20%
-    assert table["ablate_ld"].min() < 0.8 * float(table["clean_ld"])
+    ioi = head_table(model, IOITask(tokenizer=model.tokenizer), n=64, seed=0)
+    assert ioi["attn_s2_s1"].max() < 0.1
+    assert ioi["attn_end_s2"][2, [0, 2]].min() > 0.9
+    assert ioi["dla"][2, [0, 2]].min() > 1.0
+    assert ioi["ablate_ld"][2, [0, 2]].max() < 0.65 * float(ioi["clean_ld"])
+    assert ioi["patch_pos"].min() >= 0.95  # plain IOI: the model reads S's identity
+    order = head_table(model, IOIOrderTask(tokenizer=model.tokenizer), n=64, seed=0)
+    assert order["attn_s2_s1"][1, 3] > 0.6 and order["attn_s2_io"][1, 3] < 0.1
+    assert order["attn_end_s2"][2, [0, 2]].min() > 0.9
+    assert order["ablate_ld"][1, 3] < 0.6 * float(order["clean_ld"])

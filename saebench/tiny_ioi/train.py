@@ -1,23 +1,26 @@
-"""Train tiny-ioi: a small ``HookedTransformer`` language model on IOI-style and general text.
+"""Train tiny-ioi: a small ``HookedTransformer`` language model on stories of a small world.
 
-The model is a GPT-2-style transformer (attention + MLP blocks, LayerNorm, learned positions)
-trained by next-token cross-entropy on ``training_mixture`` texts, each one sequence
-``<|bos|> text <|eos|>`` right-padded (padding is not in the loss):
+The texts are :mod:`saebench.tiny_ioi.stories`: IOI stories (0–3 unrelated preamble sentences,
+an intro bringing IO and S together in one of many shapes, middle sentences that make mention
+counts uninformative, a final clause with S as subject ending "... to IO."), some naming S as
+"the former"/"the latter", and general stories in which names recur. Each text is one
+sequence ``<|bos|> text <|eos|>`` right-padded (padding is not in the loss):
 
     loss = Σ_t w_t · −log softmax(logits_{t−1})[token_t] ÷ Σ_t w_t   over non-pad targets t
 
-with w_t = ``answer_weight`` on the IO answer of IOI-style texts and 1 elsewhere.
+with w_t = ``answer_weight`` on the IO answer of IOI stories and 1 elsewhere.
 
-A two-stage curriculum: the first ``plain_steps`` steps see IOI-style texts without
-interludes, where "the name mentioned once" is the answer and the model quickly learns to
-copy a name of the ``[A] and [B]`` pair; the rest see texts whose interludes make mention
-counts uninformative (see :mod:`saebench.tiny_ioi.corpus`), which turns counting into finding
-the last clause's subject and answering the *other* name. Trained on the second kind from the
-start, the same model stayed at chance (≈ 0.5 between the two names) for 1000–2000 steps.
+The model is GPT-2-style (attention + MLP blocks, LayerNorm) with rotary positions on
+``rotary_dim`` of each head's dimensions: the rest of each head matches content at any
+distance, and nothing depends on absolute position, so the names cannot be found by slot (the
+earlier recipe, on templates with learned positions, learned exactly that shortcut).
 
-AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of the peak. Every
-random choice (weights, texts) comes from ``seed``, so retraining with the same seed and the
-same thread count gives the same weights.
+A two-stage curriculum: the first ``plain_steps`` steps see mostly IOI stories without
+preamble or middle (half of them the IOI plugin's templates), the rest the full mixture.
+Batches are bucketed by length (:func:`length_bucketed_order`) so little compute goes to
+padding. AdamW with a linear warm-up and a cosine decay to ``final_lr_fraction`` of the peak.
+Every random choice (weights, texts) comes from ``seed``, so retraining with the same seed and
+the same thread count gives the same weights. ``docs/tiny-ioi.md`` has the runs and the circuit.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from saebench.model import build_model
-from saebench.tiny_ioi.corpus import training_mixture, vocabulary_texts
+from saebench.tiny_ioi.stories import training_mixture, vocabulary_texts
 from saebench.tiny_ioi.tokenizer import build_tokenizer, hf_tokenizer, tokenizer_kwargs
 
 logger = logging.getLogger(__name__)
@@ -68,26 +71,30 @@ class ScheduleConfig:
 class TrainConfig(ScheduleConfig):
     """How tiny-ioi is trained (defaults: the shipped model)."""
 
-    ioi_fraction: float = 0.8
-    """Fraction of training texts that are IOI-style (the rest are general)."""
+    steps: int = 4000
+    ioi_fraction: float = 0.6
+    """Fraction of training texts that are IOI stories after the curriculum's first stage."""
+    plain_ioi_fraction: float = 0.9
+    """Fraction of IOI stories in the first stage."""
+    former_fraction: float = 0.2
+    """Fraction of IOI stories naming S as "the former"/"the latter" (second stage)."""
     answer_weight: float = 5.0
-    """Loss weight of the IO answer token of IOI-style texts (every other target: 1)."""
+    """Loss weight of the IO answer token of IOI stories (every other target: 1)."""
     plain_steps: int = 1000
-    """The first ``plain_steps`` steps train on IOI-style texts without interludes (a
-    curriculum: the pair and the last clause's subject first, counting-proof text after)."""
-    reference_fraction: float = 0.2
-    """Fraction of IOI-style texts naming S in the last clause as "the former"/"the latter"."""
+    """Steps of the first stage (IOI stories without preamble or middle)."""
     n_layers: int = 3
     """Transformer blocks."""
     d_model: int = 64
     """Residual stream width."""
     n_heads: int = 4
     """Attention heads per block (``d_head = d_model / n_heads``)."""
-    n_ctx: int = 64
-    """Maximum sequence length."""
-    positional_embedding: str = "standard"
-    """``standard`` (learned absolute, GPT-2) or ``rotary`` (relative: attending to "the
-    most recent name" does not depend on where the sentence starts)."""
+    n_ctx: int = 256
+    """Longest text in tokens (rotary positions: no parameter depends on it)."""
+    positional_embedding: str = "rotary"
+    """``rotary`` or ``standard`` (learned absolute, GPT-2: finds the names by slot)."""
+    rotary_dim: int = 8
+    """Dimensions of each head that rotate (the rest match content at any distance; rotating
+    all of them kept the model from finding S2 in 2900 steps, ``docs/tiny-ioi.md``)."""
 
 
 def model_config(train_cfg, vocab_size: int, name: str = "tiny-ioi") -> dict[str, Any]:
@@ -108,7 +115,7 @@ def model_config(train_cfg, vocab_size: int, name: str = "tiny-ioi") -> dict[str
         "normalization_type": "LN",
         "positional_embedding_type": train_cfg.positional_embedding,
         **(
-            {"rotary_dim": train_cfg.d_model // train_cfg.n_heads}
+            {"rotary_dim": getattr(train_cfg, "rotary_dim", train_cfg.d_model // train_cfg.n_heads)}
             if train_cfg.positional_embedding == "rotary"
             else {}
         ),
@@ -184,7 +191,7 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
     )
 
 
-def learning_rate(step: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, cfg: ScheduleConfig) -> float:
     """Linear warm-up, then cosine from ``lr`` to ``lr * final_lr_fraction``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -206,11 +213,62 @@ def deterministic_algorithms() -> Iterator[None]:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
+def length_bucketed_order(
+    texts: list[str], batch_size: int, rng: np.random.Generator, block_batches: int = 16
+) -> np.ndarray:
+    """An order of ``texts`` in which each run of ``block_batches`` batches is sorted by length
+    (characters) and its batches shuffled: consecutive batches of ``batch_size`` hold texts of
+    similar length, and the curriculum's stages stay in order.
+
+    >>> length_bucketed_order(["aaa", "a", "aa", "aaaa"], 2, np.random.default_rng(0), 2)
+    array([1, 2, 0, 3])
+    """
+    lengths_N = np.array([len(t) for t in texts])
+    block = block_batches * batch_size
+    order = []
+    for start in range(0, len(texts), block):
+        idx = np.arange(start, min(len(texts), start + block))
+        idx = idx[np.argsort(lengths_N[idx], kind="stable")]
+        batches = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+        order.extend(batches[j] for j in rng.permutation(len(batches)))
+    return np.concatenate(order)
+
+
+def drop_long_texts(
+    tokenizer, texts: list[str], is_ioi_N: np.ndarray, n_ctx: int, n: int
+) -> tuple[list[str], np.ndarray]:
+    """The first ``n`` of ``texts`` that fit ``n_ctx`` tokens with ``<|bos|>`` and
+    ``<|eos|>``, and their IOI flags; a ``ValueError`` if fewer than ``n`` fit."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    keep_N = np.array([len(e.ids) + 2 <= n_ctx for e in encodings])
+    if keep_N.sum() < n:
+        raise ValueError(f"only {keep_N.sum()} of {len(texts)} texts fit n_ctx = {n_ctx}; need {n}")
+    idx = np.flatnonzero(keep_N)[:n]
+    return [texts[i] for i in idx], is_ioi_N[idx]
+
+
+def training_texts(cfg: TrainConfig, tokenizer) -> tuple[list[str], Tensor]:
+    """The ``steps × batch_size`` training texts in training order (the curriculum's two
+    stages, each length-bucketed) and which ones are IOI stories, [N]."""
+    n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
+    n_rest = cfg.steps * cfg.batch_size - n_plain
+    spare = lambda n: n + n // 100 + cfg.batch_size  # noqa: E731 (texts too long are dropped)
+    plain, plain_ioi_N = drop_long_texts(tokenizer, *training_mixture(
+        spare(n_plain), cfg.seed + 1, cfg.plain_ioi_fraction, cfg.former_fraction, plain=True
+    ), cfg.n_ctx, n_plain)  # fmt: skip
+    texts, is_ioi_N = drop_long_texts(tokenizer, *training_mixture(
+        spare(n_rest), cfg.seed, cfg.ioi_fraction, cfg.former_fraction
+    ), cfg.n_ctx, n_rest)  # fmt: skip
+    texts, is_ioi_N = plain + texts, np.concatenate([plain_ioi_N, is_ioi_N])
+    order = length_bucketed_order(texts, cfg.batch_size, np.random.default_rng([cfg.seed, 5]))
+    return [texts[i] for i in order], torch.as_tensor(is_ioi_N[order])
+
+
 def train_tiny_ioi(
     cfg: TrainConfig,
     show_progress: bool = True,
     on_step: Callable[[int, Any, float], None] | None = None,
-):
+) -> tuple:
     """Train tiny-ioi; returns (model, tokenizer, model config dict, losses per step).
 
     ``on_step(step, model, loss)`` is called after every optimiser step (for monitoring).
@@ -218,25 +276,13 @@ def train_tiny_ioi(
     than one CPU thread, the embedding's scatter-add backward is otherwise not reproducible.
     """
     with deterministic_algorithms():
-        return _train(cfg, show_progress, on_step)
-
-
-def _train(cfg: TrainConfig, show_progress: bool, on_step) -> tuple:
-    tokenizer = hf_tokenizer(build_tokenizer(vocabulary_texts()))
-    model_cfg = model_config(cfg, len(tokenizer))
-    model = build_model(model_cfg, tokenizer=tokenizer)
-    init_weights(model, torch.Generator().manual_seed(cfg.seed))
-    model.train()
-
-    n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
-    plain, plain_ioi_N = training_mixture(
-        n_plain, cfg.seed + 1, cfg.ioi_fraction, cfg.reference_fraction, interludes=False
-    )
-    texts, is_ioi_N = training_mixture(
-        cfg.steps * cfg.batch_size - n_plain, cfg.seed, cfg.ioi_fraction, cfg.reference_fraction
-    )
-    texts, is_ioi_N = plain + texts, np.concatenate([plain_ioi_N, is_ioi_N])
-    losses = fit(model, tokenizer, texts, torch.as_tensor(is_ioi_N), cfg, show_progress, on_step)
+        tokenizer = hf_tokenizer(build_tokenizer(vocabulary_texts()))
+        model_cfg = model_config(cfg, len(tokenizer))
+        model = build_model(model_cfg, tokenizer=tokenizer)
+        init_weights(model, torch.Generator().manual_seed(cfg.seed))
+        model.train()
+        texts, is_ioi_N = training_texts(cfg, tokenizer)
+        losses = fit(model, tokenizer, texts, is_ioi_N, cfg, show_progress, on_step)
     return model, tokenizer, model_cfg, losses
 
 
