@@ -36,7 +36,7 @@ reinstall:
 
 # The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
 demo: install
-	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general --no-leaderboard --json-out saebench-results/demo.json
+	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general --no-leaderboard --json-out saebench-results/demo.json
 
 lint: install
 	$(BIN)/ruff check .
@@ -59,18 +59,24 @@ test: install lint chromium
 test-all: install chromium
 	$(BIN)/python -m pytest -q -m ""
 
-# The nodes of the shipped leaderboard, chosen from the causal map (leaderboard/map/): where
-# each attribute changes tiny-ioi's answer when patched and the supervised edit reaches it.
-LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@END blocks.1.hook_resid_pre@S2 blocks.0.attn.hook_z[2]@END
+# The nodes of the shipped leaderboard, chosen from the causal maps (leaderboard/map/): where
+# each attribute changes tiny-ioi's answer when patched and the supervised edit reaches it
+# (docs/tiny-ioi.md §3). `pos` is causal only on the order-dependent task ioi-order.
+LEADERBOARD_NODES ?= blocks.2.hook_resid_post@END blocks.1.hook_resid_pre@S2 blocks.2.attn.hook_z[0]@END
+ORDER_LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@S2 blocks.0.attn.hook_z[2]@S2
 
-# Rebuild the causal map, leaderboard/tiny-ioi.csv, its plots and README from scratch
-# (about 40 minutes on 2 CPU cores).
+# Rebuild the causal maps, leaderboard/tiny-ioi.csv, its plots and README from scratch
+# (about 90 minutes on 2 CPU cores).
 leaderboard: install
 	$(BIN)/saebench map --model tiny-ioi --n-prompts 1000 --quiet --out leaderboard/map/tiny-ioi-ioi
-	rm -rf leaderboard/tiny-ioi.csv baselines/saes/tiny-ioi
+	$(BIN)/saebench map --model tiny-ioi --task ioi-order --n-prompts 1000 --quiet --out leaderboard/map/tiny-ioi-ioi-order
+	rm -rf leaderboard/tiny-ioi.csv baselines/saes/tiny-ioi baselines/saes/tiny-ioi-order
 	$(BIN)/python -m saebench_baselines.sweep --out baselines/saes/tiny-ioi --leaderboard leaderboard/tiny-ioi.csv \
-		--no-score --processes 3 $(foreach node,$(LEADERBOARD_NODES),--node '$(node)')
+		--no-score --processes 2 $(foreach node,$(LEADERBOARD_NODES),--node '$(node)')
+	$(BIN)/python -m saebench_baselines.sweep --task ioi-order --out baselines/saes/tiny-ioi-order \
+		--leaderboard leaderboard/tiny-ioi.csv --no-score --processes 2 $(foreach node,$(ORDER_LEADERBOARD_NODES),--node '$(node)')
 	$(BIN)/saebench sweep sweeps/tiny-ioi-leaderboard.toml
+	$(BIN)/saebench sweep sweeps/tiny-ioi-order-leaderboard.toml
 	$(BIN)/saebench leaderboard plot leaderboard/tiny-ioi.csv --out leaderboard/plots
 	$(BIN)/saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
 

@@ -23,7 +23,7 @@ from saebench.model import load_model, tokenizer_of
 from saebench.node import Node
 from saebench.task import load_task
 
-SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general"
+SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general"
 
 
 def main() -> None:

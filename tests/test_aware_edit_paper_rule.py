@@ -114,7 +114,7 @@ def shipped_topk_metrics() -> dict[str, float]:
     root = Path(__file__).resolve().parents[1]
     model = load_model("tiny-ioi")
     task = load_task("ioi", tokenizer=model.tokenizer)
-    sae = load_sae(root / "baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general")
+    sae = load_sae(root / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general")
     settings = EvalSettings(n_prompts=200, n_fit_prompts=2000, ks=(1, 2, 4, 8, 16), progress=False)
     node = Node("blocks.1.hook_resid_pre", "END")
     return evaluate(model, task, node, sae, settings).metrics

@@ -17,6 +17,9 @@ from saebench.sweep import run_job, sweep
 from saebench.sweep_spec import SpecError, expand_spec, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_IOI_ROWS, TINY_GT_ROWS = 145, 58
+"""Rows of the shipped leaderboards: every baseline and the two supervised dictionaries at each
+node (tiny-ioi: 5 nodes over the tasks ioi and ioi-order; tiny-gt: 2)."""
 RESID = "blocks.1.hook_resid_pre@END"
 Z_HEAD = "blocks.0.attn.hook_z[2]@END"
 TIME_COLUMNS = ("date", "wall_time_s", "shared_wall_time_s")
@@ -265,28 +268,35 @@ def test_ray_job_that_raises_is_reported_not_retried_and_the_others_complete(
     assert len(pd.read_csv(tmp_path / "lb.csv")) == 4
 
 
-@pytest.mark.parametrize(("model", "n_rows"), [("tiny-ioi", 87), ("tiny-gt", 58)])
+@pytest.mark.parametrize(
+    ("model", "specs", "n_rows"),
+    [
+        ("tiny-ioi", ["tiny-ioi-leaderboard", "tiny-ioi-order-leaderboard"], TINY_IOI_ROWS),
+        ("tiny-gt", ["tiny-gt-leaderboard"], TINY_GT_ROWS),
+    ],
+)
 def test_the_leaderboard_spec_names_exactly_the_shipped_rows_and_settings(
-    monkeypatch, model, n_rows
+    monkeypatch, model, specs, n_rows
 ):
-    """`make leaderboard` (`make leaderboard-gt`) scores with sweeps/MODEL-leaderboard.toml:
-    its SAEs, nodes and settings are those of every row of the shipped CSV, so re-running it
-    reproduces them."""
+    """`make leaderboard` (`make leaderboard-gt`) scores with sweeps/MODEL-*leaderboard.toml:
+    their SAEs, tasks, nodes and settings are those of every row of the shipped CSV, so
+    re-running them reproduces it."""
     from saebench.leaderboard import read_leaderboard
 
     monkeypatch.chdir(REPO)
-    expansion = expand_spec(load_spec(REPO / f"sweeps/{model}-leaderboard.toml"), force=True)
-    assert expansion.errors == []
-    columns = ["hook", "head", "position", "sae_hash", "n_prompts", "n_fit_prompts", "seed", "ks"]
+    expansions = [expand_spec(load_spec(REPO / f"sweeps/{s}.toml"), force=True) for s in specs]
+    assert [e.errors for e in expansions] == [[]] * len(specs)
+    columns = ["task", "hook", "head", "position", "sae_hash", "n_prompts", "n_fit_prompts",
+               "seed", "ks"]  # fmt: skip
 
     def key(values) -> tuple:
         head = values["head"]
         head = None if head is None or pd.isna(head) or head == "" else int(head)
         settings = [int(values[c]) for c in ("n_prompts", "n_fit_prompts", "seed")]
-        return (values["hook"], head, values["position"], values["sae_hash"], *settings,
-                str(values["ks"]))  # fmt: skip
+        return (values["task"], values["hook"], head, values["position"], values["sae_hash"],
+                *settings, str(values["ks"]))  # fmt: skip
 
-    spec_rows = {key(item.identity) for job in expansion.jobs for item in job.items}
+    spec_rows = {key(item.identity) for e in expansions for job in e.jobs for item in job.items}
     shipped = read_leaderboard(REPO / f"leaderboard/{model}.csv")
     shipped_rows = {key(row) for _, row in shipped[columns].iterrows()}
     assert len(spec_rows) == len(shipped) == n_rows

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "minimal-task-plugin"
-SAE = ROOT / "baselines" / "saes" / "tiny-ioi" / "L1-resid_pre-END" / "topk-k6-general"
+SAE = ROOT / "baselines" / "saes" / "tiny-ioi" / "L2-resid_post-END" / "topk-k6-general"
 TASK = "object-recall"
 ENTRY_POINT = "saebench_example_task.object_recall:ObjectRecallTask"
 

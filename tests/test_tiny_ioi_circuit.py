@@ -1,11 +1,13 @@
 """The shipped tiny-ioi leaderboard sits where the model's answer depends on each attribute.
 
-The committed causal map (``leaderboard/map/tiny-ioi-ioi/map.csv``, written by ``saebench map``)
-says, per node and attribute, how often patching the counterfactual activation leaves the answer
-unchanged (``noint_accuracy``) and how often the supervised edit reaches the patched answer
-(``sup_edit_accuracy``). An edit benchmark only separates dictionaries at a (node, attribute)
-pair with noint ≤ 0.5 and sup ≥ 0.8; the shipped leaderboard must have one for every attribute
-that is causal anywhere, and its tables mark the pairs that are not.
+The committed causal maps (``leaderboard/map/tiny-ioi-{task}/map.csv``, written by
+``saebench map`` for the tasks ``ioi`` and ``ioi-order``) say, per node and attribute, how often
+patching the counterfactual activation leaves the answer unchanged (``noint_accuracy``) and how
+often the supervised edit reaches the patched answer (``sup_edit_accuracy``). An edit benchmark
+only separates dictionaries at a (node, attribute) pair where the attribute is clearly causal
+and linearly editable; the shipped leaderboard must have one for each attribute (issue 17:
+noint ≤ 0.30, sup ≥ 0.80 for ``io`` and ``pos``; ``s``: see ``S_MAX_NOINT``), and its tables
+mark the pairs that are not causal.
 """
 
 from __future__ import annotations
@@ -23,92 +25,128 @@ from saebench.node import Node
 from saebench.task import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
-MAP_CSV = ROOT / "leaderboard" / "map" / "tiny-ioi-ioi" / "map.csv"
+TASKS = ("ioi", "ioi-order")
 LEADERBOARD_CSV = ROOT / "leaderboard" / "tiny-ioi.csv"
 CAUSAL_MAX_NOINT, EDITABLE_MIN_SUP = 0.5, 0.8
-REQUIRED = ("io", "s")
-"""Attributes that must be causal and editable at a shipped node (``pos``: see README)."""
+CLEAR_MAX_NOINT = 0.30
+"""A clear margin from the 0.5 cut (issue 17)."""
+S_MAX_NOINT = 0.5
+"""``s`` is causal, but not clearly: tiny-ioi suppresses S by identity, so the ``s``
+counterfactual (a fresh S name) makes it suppress a name that is not in the prompt, and it then
+answers IO or S about equally (docs/tiny-ioi.md §3). Its best node's whole 95% interval must
+lie below the cut."""
 
 
-@pytest.fixture(scope="module")
-def causal_map() -> pd.DataFrame:
-    frame = pd.read_csv(MAP_CSV)
+def _map(task: str) -> pd.DataFrame:
+    frame = pd.read_csv(ROOT / "leaderboard" / "map" / f"tiny-ioi-{task}" / "map.csv")
     frame["head"] = frame["head"].astype("Int64")
     return frame
 
 
-def _node_key(hook: str, head, position: str) -> tuple[str, int | None, str]:
-    return hook, None if pd.isna(head) else int(head), position
+@pytest.fixture(scope="module")
+def causal_map() -> pd.DataFrame:
+    return pd.concat([_map(task) for task in TASKS], ignore_index=True)
 
 
-def _shipped_nodes() -> set[tuple[str, int | None, str]]:
+def _node_key(task: str, hook: str, head, position: str) -> tuple[str, str, int | None, str]:
+    return task, hook, None if pd.isna(head) else int(head), position
+
+
+def _shipped_nodes() -> set[tuple[str, str, int | None, str]]:
     frame = read_leaderboard(LEADERBOARD_CSV)
-    return {_node_key(r.hook, r.head, r.position) for r in frame.itertuples()}
+    return {_node_key(r.task, r.hook, r.head, r.position) for r in frame.itertuples()}
 
 
-def test_map_covers_every_layer_head_and_attribute_of_the_shipped_model(causal_map):
+def _good(causal_map: pd.DataFrame, attribute: str, max_noint: float) -> set:
+    rows = causal_map[causal_map["attribute"] == attribute]
+    return {
+        _node_key(r.task, r.hook, r.head, r.position)
+        for r in rows.itertuples()
+        if r.noint_accuracy <= max_noint
+        and r.noint_accuracy_hi < CAUSAL_MAX_NOINT
+        and r.sup_edit_accuracy >= EDITABLE_MIN_SUP
+    }
+
+
+def test_maps_cover_every_layer_head_and_attribute_of_the_shipped_model(causal_map):
     model = load_model("tiny-ioi")
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     per_position = (n_layers + 1) + 4 * n_layers * n_heads  # resid (+ final post), z/q/k/v heads
-    assert set(causal_map["attribute"]) == {"io", "s", "pos"}
-    assert len(causal_map) == per_position * causal_map["position"].nunique() * 3
+    for task, frame in causal_map.groupby("task"):
+        assert set(frame["attribute"]) == {"io", "s", "pos"}, task
+        assert len(frame) == per_position * frame["position"].nunique() * 3, task
+    assert set(causal_map["task"]) == set(TASKS)
     assert causal_map[["noint_accuracy", "sup_edit_accuracy"]].stack().between(0, 1).all()
 
 
-@pytest.mark.parametrize("attribute", REQUIRED)
-def test_each_attribute_is_causal_and_editable_at_a_shipped_leaderboard_node(causal_map, attribute):
+@pytest.mark.parametrize(
+    ("attribute", "max_noint"),
+    [("io", CLEAR_MAX_NOINT), ("pos", CLEAR_MAX_NOINT), ("s", S_MAX_NOINT)],
+)
+def test_each_attribute_is_causal_and_editable_at_a_shipped_leaderboard_node(
+    causal_map, attribute, max_noint
+):
+    good = _good(causal_map, attribute, max_noint)
     shipped = _shipped_nodes()
-    rows = causal_map[causal_map["attribute"] == attribute]
-    good = [
-        _node_key(r.hook, r.head, r.position)
-        for r in rows.itertuples()
-        if r.noint_accuracy <= CAUSAL_MAX_NOINT and r.sup_edit_accuracy >= EDITABLE_MIN_SUP
-    ]
-    assert set(good) & shipped, f"{attribute}: causal at {good}, shipped {sorted(shipped)}"
+    assert good & shipped, f"{attribute}: causal at {sorted(good)}, shipped {sorted(shipped)}"
 
 
-def test_shipped_nodes_cover_every_attribute_the_map_finds_causal(causal_map):
-    shipped = _shipped_nodes()
-    causal = causal_map[
-        (causal_map["noint_accuracy"] <= CAUSAL_MAX_NOINT)
-        & (causal_map["sup_edit_accuracy"] >= EDITABLE_MIN_SUP)
-    ]
-    for attribute, rows in causal.groupby("attribute"):
-        keys = {_node_key(r.hook, r.head, r.position) for r in rows.itertuples()}
-        assert keys & shipped, attribute
+def test_pos_is_causal_only_where_order_decides_the_answer(causal_map):
+    """On plain IOI the model reads S's identity: no node's ``pos`` patch changes over 5% of the
+    answers. On ``ioi-order`` the order word at S2 decides, and ``pos`` is clearly causal."""
+    plain = causal_map[(causal_map["task"] == "ioi") & (causal_map["attribute"] == "pos")]
+    assert plain["noint_accuracy"].min() >= 0.95
+    assert _good(causal_map[causal_map["task"] == "ioi-order"], "pos", CLEAR_MAX_NOINT)
 
 
-def test_two_map_cells_recompute_on_the_shipped_weights(causal_map):
-    """The best node of ``io`` and of ``s``: the scorer, run afresh on the shipped weights with
-    the map's settings, gives the map's noint and supervised-edit accuracies."""
+def test_shipped_leaderboard_rows_match_their_maps(causal_map):
+    """Every shipped row's noint accuracies are its map cell's (same prompts and seeds)."""
+    frame = read_leaderboard(LEADERBOARD_CSV)
+    cells = causal_map.set_index(["task", "hook", "head", "position", "attribute"])
+    for row in frame.drop_duplicates(["task", "hook", "head", "position"]).itertuples():
+        head = pd.NA if pd.isna(row.head) else int(row.head)
+        for attribute in ("io", "s", "pos"):
+            cell = cells.loc[(row.task, row.hook, head, row.position, attribute)]
+            value = getattr(row, f"noint_accuracy_{attribute}")
+            assert value == pytest.approx(float(cell["noint_accuracy"]), abs=1e-6), row
+
+
+@pytest.mark.parametrize(("task", "attribute"), [("ioi", "io"), ("ioi-order", "pos")])
+def test_two_map_cells_recompute_on_the_shipped_weights(causal_map, task, attribute):
+    """The best node of ``io`` (task ioi) and of ``pos`` (task ioi-order): the scorer, run
+    afresh on the shipped weights with the map's settings, gives the map's noint and
+    supervised-edit accuracies."""
     model = load_model("tiny-ioi")
-    task = load_task("ioi", tokenizer=model.tokenizer)
+    frame = causal_map[causal_map["task"] == task]
     settings = EvalSettings(
-        n_prompts=int(causal_map["n_prompts"].iloc[0]),
-        n_fit_prompts=int(causal_map["n_fit_prompts"].iloc[0]),
-        seed=int(causal_map["seed"].iloc[0]),
+        n_prompts=int(frame["n_prompts"].iloc[0]),
+        n_fit_prompts=int(frame["n_fit_prompts"].iloc[0]),
+        seed=int(frame["seed"].iloc[0]),
         ks=(1,),
         cache_dir=None,
         progress=False,
     )
-    for attribute in REQUIRED:
-        rows = causal_map[causal_map["attribute"] == attribute]
-        best = rows.loc[(rows["sup_edit_accuracy"] - rows["noint_accuracy"]).idxmax()]
-        head = None if pd.isna(best["head"]) else int(best["head"])
-        node = Node(best["hook"], best["position"], head)
-        metrics = evaluate(model, task, node, "supervised:mean", settings).metrics
-        assert metrics[f"noint_accuracy_{attribute}"] == pytest.approx(
-            best["noint_accuracy"], abs=1e-6
-        ), node
-        assert metrics[f"sup_edit_accuracy_{attribute}"] == pytest.approx(
-            best["sup_edit_accuracy"], abs=1e-6
-        ), node
+    rows = frame[frame["attribute"] == attribute]
+    best = rows.loc[(rows["sup_edit_accuracy"] - rows["noint_accuracy"]).idxmax()]
+    assert best["noint_accuracy"] <= CLEAR_MAX_NOINT
+    head = None if pd.isna(best["head"]) else int(best["head"])
+    node = Node(best["hook"], best["position"], head)
+    metrics = evaluate(
+        model, load_task(task, tokenizer=model.tokenizer), node, "supervised:mean", settings
+    ).metrics
+    assert metrics[f"noint_accuracy_{attribute}"] == pytest.approx(
+        best["noint_accuracy"], abs=1e-6
+    ), node
+    assert metrics[f"sup_edit_accuracy_{attribute}"] == pytest.approx(
+        best["sup_edit_accuracy"], abs=1e-6
+    ), node
 
 
 def test_tables_mark_edit_accuracies_where_the_attribute_is_not_causal():
     frame = read_leaderboard(LEADERBOARD_CSV)
-    row = frame.iloc[[0]]
-    for attribute in ("io", "s", "pos"):
-        cell = formatted_cells(row, [f"edit_accuracy_{attribute}_k2"])[0][0]
-        noint = float(row[f"noint_accuracy_{attribute}"].iloc[0])
-        assert (cell == NOT_CAUSAL) == (noint > CAUSAL_MAX_NOINT), (attribute, noint, cell)
+    for task in TASKS:
+        row = frame[frame["task"] == task].iloc[[0]]
+        for attribute in ("io", "s", "pos"):
+            cell = formatted_cells(row, [f"edit_accuracy_{attribute}_k2"])[0][0]
+            noint = float(row[f"noint_accuracy_{attribute}"].iloc[0])
+            assert (cell == NOT_CAUSAL) == (noint > CAUSAL_MAX_NOINT), (task, attribute, cell)
