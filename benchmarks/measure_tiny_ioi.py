@@ -1,4 +1,4 @@
-"""Measure the shipped tiny-ioi model: load time, IOI scores, held-out template, ablation curve.
+"""Measure the shipped tiny-ioi: load time and its scores on every evaluation set (``measure``).
 
 Usage: ``python benchmarks/measure_tiny_ioi.py [MODEL_DIR]`` (default: the shipped model).
 Prints one JSON record (the ``metrics`` of ``training.json`` plus ``load_seconds``).
