@@ -12,8 +12,9 @@ estimates one vector per name from the prompts that contain it, so it needs many
 tiny-ioi at ``blocks.1.hook_resid_pre`` @ END the supervised necessity is 0.50 / 0.86 /
 0.90 / 0.93 with 1000 / 4000 / 8000 / 16000 fitting prompts (200 evaluation prompts).
 The paper fitted on 20,000."""
-DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-"""Numbers of latents an SAE edit may use (docs/metrics.md §5)."""
+DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 6, 8, 16, 32)
+"""Numbers of latents an SAE edit may use (docs/metrics.md §5); 2, 4 and 6 are the paper's
+small budgets, which the Pareto views use (docs/metrics.md §11)."""
 DEFAULT_CACHE_BUDGET_MB = 1024.0
 """Bound on the attention keys and values one clean run keeps (MB); see
 :mod:`saebench.runner`."""

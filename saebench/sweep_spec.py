@@ -13,7 +13,7 @@ lists naming the SAEs::
     position = "END"                   # default position of every node
     n_prompts = 1000
     n_fit_prompts = 10000
-    ks = [1, 2, 4, 8, 16, 32]
+    ks = [1, 2, 4, 6, 8, 16, 32]
     seed = 0
     protocol = "saebench"              # "paper": docs/metrics.md §10 (fills n_prompts,
                                        # n_fit_prompts, ks where the spec does not set them)

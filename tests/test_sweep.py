@@ -12,6 +12,7 @@ import pytest
 from test_cli import run_cli, write_sae
 
 import saebench.sweep
+from saebench.defaults import DEFAULT_KS
 from saebench.leaderboard.schema import IDENTITY_COLUMNS
 from saebench.sweep import run_job, sweep
 from saebench.sweep_spec import SpecError, expand_spec, load_spec, parse_spec
@@ -283,11 +284,20 @@ def test_the_leaderboard_spec_names_exactly_the_shipped_rows_and_settings(
         head = values["head"]
         head = None if head is None or pd.isna(head) or head == "" else int(head)
         settings = [int(values[c]) for c in ("n_prompts", "n_fit_prompts", "seed")]
-        return (values["hook"], head, values["position"], values["sae_hash"], *settings,
-                str(values["ks"]))  # fmt: skip
+        return (values["hook"], head, values["position"], values["sae_hash"], *settings)
 
-    spec_rows = {key(item.identity) for job in expansion.jobs for item in job.items}
+    def ks(values) -> set[int]:
+        return {int(k) for k in str(values["ks"]).split(",")}
+
+    items = [item for job in expansion.jobs for item in job.items]
+    spec_rows = {key(item.identity) for item in items}
     shipped = read_leaderboard(REPO / f"leaderboard/{model}.csv")
     shipped_rows = {key(row) for _, row in shipped[columns].iterrows()}
     assert len(spec_rows) == len(shipped) == n_rows
     assert spec_rows == shipped_rows
+    # the spec sweeps the default k grid; a shipped row has those ks or, swept before k = 6
+    # joined the grid (until the re-sweep), a subset of them: each of its per-k numbers is
+    # reproduced
+    assert all(ks(item.identity) == set(DEFAULT_KS) for item in items)
+    for _, row in shipped.iterrows():
+        assert ks(row) <= set(DEFAULT_KS), row["sae_name"]
