@@ -20,6 +20,7 @@ from saebench.cli_common import (
 )
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_JSON_OUT,
     DEFAULT_KS,
     DEFAULT_LEADERBOARD,
@@ -244,6 +245,15 @@ def main(verbose: bool) -> None:
     help="Prompts an attribute value needs to count in F1 coverage (docs/metrics.md §6).",
 )
 @click.option(
+    "--coverage-prompts",
+    type=click.IntRange(min=10),
+    default=DEFAULT_COVERAGE_PROMPTS,
+    show_default=True,
+    help="Prompts F1 coverage and the other interpretability metrics are computed on (test "
+    "split, the run's seed), whatever --n-prompts is, so that they do not change with it; "
+    "the evaluation prompts themselves when the counts are equal (docs/metrics.md §6).",
+)
+@click.option(
     "--leaderboard",
     default=None,
     help="Leaderboard CSV to upsert the row into ({model}, {task} are filled in; relative to "
@@ -299,8 +309,8 @@ def main(verbose: bool) -> None:
     "--skip-existing/--no-skip-existing",
     default=None,
     help="Skip, before any work, an SAE whose leaderboard row at this node was computed with "
-    "the same settings (n-prompts, n-fit-prompts, seed, k, tau, task version). Default: on "
-    "when a leaderboard is written.",
+    "the same settings (n-prompts, n-fit-prompts, seed, k, tau, task version, coverage-prompts, "
+    "coverage-min-prompts). Default: on when a leaderboard is written.",
 )
 @click.option(
     "--force",
@@ -468,7 +478,7 @@ def _check_early(options: dict) -> None:
     """Fail (one line, exit 2) on option values that are wrong whatever the SAE, before the
     libraries are imported and the model loaded: prompt counts, task, position, hook, head,
     device."""
-    for name in ("n_prompts", "n_fit_prompts"):
+    for name in ("n_prompts", "n_fit_prompts", "coverage_prompts"):
         if options[name] > MAX_N_PROMPTS:
             fail(
                 f"--{name.replace('_', '-')} {options[name]:,} is more than one run holds in "

@@ -96,3 +96,10 @@ DEFAULT_COVERAGE_MIN_PROMPTS = 10
 least this many evaluation prompts have it: with fewer, a latent that fires on one or two of
 them reaches F1 ≥ τ by chance (a random dictionary's ``f1_coverage_io`` is 0.14 at 300
 prompts, 2 per value, and 0.000 at 3000)."""
+DEFAULT_COVERAGE_PROMPTS = 3000
+"""Prompts the interpretability metrics (F1 coverage and the rest of docs/metrics.md §6–7) are
+computed on, whatever ``n_prompts`` is: their own sample of the test split, drawn with the run's
+seed as ``n_prompts`` prompts would be. At 3000 every value of the shipped tasks' attributes has
+at least :data:`DEFAULT_COVERAGE_MIN_PROMPTS` prompts (tiny-ioi: 132 names, 12–39 prompts each,
+median 22; tiny-gt: 98 years, 16 or more each), so coverage is measured over every value;
+at 300 prompts no name had 10 and coverage was NaN, at 1000 only 29 of 132 did."""
