@@ -304,6 +304,12 @@ def test_edit_accuracy_vs_magnitude_draws_accuracy_intervals_as_error_bars(frame
     assert len(segments) == len(frame) * 2 * len(KS)
     assert all(seg[0][0] == seg[1][0] for seg in segments)
     assert all(abs(seg[1][1] - seg[0][1]) == pytest.approx(0.1) for seg in segments)
+    # the supervised edit's star gets its accuracy interval too
+    starred = planted.assign(sup_edit_accuracy_io_lo=0.9, sup_edit_accuracy_io_hi=0.97)
+    figure = plot_edit_accuracy_vs_magnitude(starred)
+    io = next(a for a in figure.axes if a.get_title().endswith("attribute io"))
+    star = [seg for seg in _segments(io, INTERVAL_GID) if seg[0][0] == SUP_MAGNITUDE["io"]]
+    assert any(sorted([seg[0][1], seg[1][1]]) == pytest.approx([0.9, 0.97]) for seg in star)
     pos = next(a for a in figure.axes if a.get_title().endswith("attribute pos"))
     assert not _segments(pos, INTERVAL_GID)  # no pos intervals planted
 

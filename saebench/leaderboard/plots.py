@@ -677,7 +677,8 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     when a panel has few SAEs. Solid lines and filled markers: interpretation-agnostic
     (``edit_*``); dashed lines and hollow markers: interpretation-aware (``aware_edit_*``).
     Supervised dictionaries' own rows are black. Star: the supervised edit
-    (``sup_edit_magnitude_{a}``, ``sup_edit_accuracy_{a}``; gid :data:`SUPERVISED_GID`);
+    (``sup_edit_magnitude_{a}``, ``sup_edit_accuracy_{a}``, with its accuracy's interval;
+    gid :data:`SUPERVISED_GID`);
     dotted grey line: no-intervention agreement (``noint_accuracy_{a}``). A panel whose
     attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5, see
     :func:`saebench.leaderboard.table.not_causal`) is greyed and says so. Error bars: the
@@ -767,10 +768,17 @@ def _draw_supervised_edit(axis, rows: pd.DataFrame, attribute: str) -> None:
             for m, a in zip(mags, rows[acc_col], strict=True)
             if not pd.isna(a)
         }
+        bounds = _bounds(rows, acc_col)
         for mag, acc in sorted(pairs, key=lambda p: (math.isnan(p[0]), p)):
             if math.isnan(mag):
                 axis.axhline(acc, color=_SUPERVISED_COLOUR, linestyle="--", gid=SUPERVISED_GID)
             else:
+                if bounds is not None:  # the star's accuracy interval, from a row that has it
+                    at = np.flatnonzero(np.isclose(pd.to_numeric(rows[acc_col], errors="coerce"),
+                                                   acc) & np.isfinite(bounds[0]))  # fmt: skip
+                    if len(at):
+                        lo, hi = bounds[0][at[:1]], bounds[1][at[:1]]
+                        _error_bars(axis, [mag], [acc], None, (lo, hi), _SUPERVISED_COLOUR)
                 axis.scatter(
                     [mag], [acc], marker="*", s=220, color=_SUPERVISED_COLOUR, zorder=4,
                     edgecolors="white", linewidths=0.6, gid=SUPERVISED_GID,
