@@ -34,6 +34,7 @@ from saebench import __version__, evaluate
 from saebench.cache import default_cache_dir
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_KS,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
@@ -168,6 +169,7 @@ def evaluate_sae(
     force: bool = False,
     protocol: str = "saebench",
     max_memory_mb: float | None = None,
+    coverage_prompts: int = DEFAULT_COVERAGE_PROMPTS,
 ) -> SAEResult:
     """Score one SAE on ``task`` at its node of ``model``; see :func:`evaluate_saes`."""
     return evaluate_saes(
@@ -193,6 +195,7 @@ def evaluate_sae(
         force=force,
         protocol=protocol,
         max_memory_mb=max_memory_mb,
+        coverage_prompts=coverage_prompts,
     )[0]
 
 
@@ -220,6 +223,7 @@ def evaluate_saes(
     force: bool = False,
     protocol: str = "saebench",
     max_memory_mb: float | None = None,
+    coverage_prompts: int = DEFAULT_COVERAGE_PROMPTS,
 ) -> list[SAEResult]:
     """Score every SAE in ``saes``; results in the same order.
 
@@ -241,7 +245,9 @@ def evaluate_saes(
     ``hook`` / ``head`` override every SAE's metadata; ``device`` is where a named model is
     loaded (default cpu; a model object stays where it is). Settings as ``saebench run``:
     ``n_prompts`` evaluation prompts, ``n_fit_prompts`` for the supervised fit, edit sizes
-    ``ks``, F1 threshold ``tau``; ``cache_dir=None`` disables the supervised cache;
+    ``ks``, F1 threshold ``tau``, ``coverage_prompts`` for the interpretability metrics
+    (``--coverage-prompts``: their own prompts, whatever ``n_prompts`` is; docs/metrics.md
+    §6); ``cache_dir=None`` disables the supervised cache;
     ``max_memory_mb`` refuses, before its work, an SAE whose scoring is estimated to need more
     memory (default 80% of the machine's, as ``--max-memory``).
     ``protocol="paper"`` is ``saebench run --protocol paper`` (docs/metrics.md §10): the
@@ -268,6 +274,7 @@ def evaluate_saes(
             "head": head,
             "n_prompts": n_prompts,
             "n_fit_prompts": n_fit_prompts,
+            "coverage_prompts": coverage_prompts,
             "ks": ks,
             "seed": seed,
             "batch_size": batch_size,
@@ -306,6 +313,7 @@ def evaluate_saes(
         cache_budget_mb=cache_budget_mb,
         fit_split=PAPER_FIT_SPLIT if protocol == "paper" else "test",
         clip_score=PAPER_SCORE_CLIP if protocol == "paper" else None,
+        coverage_prompts=coverage_prompts,
     )
     if model is not None and not isinstance(model, str):
         _check_model_object(model, device)
@@ -346,6 +354,7 @@ def evaluate_saes(
             cache_budget_mb=cache_budget_mb,
             name=None if names is None else names[i],
             max_memory_mb=max_memory_mb,
+            coverage_prompts=coverage_prompts,
             **_label(None if names is None else names[i]),
         )
         jobs.append(_Job(raw, meta, config, model_name, processing, node))

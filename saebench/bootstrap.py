@@ -17,6 +17,14 @@ recomputed per replicate, with the value-eligibility rule of §6 (``coverage_min
 applied to the replicate's counts. :func:`metric_values` with unit weights gives back the
 point estimates (the tests check it).
 
+The interpretability metrics (§6) are computed on their own prompts, the run's
+``coverage_prompts`` (C of them): when those are not the evaluation prompts, the outcomes hold
+their active sets and labels under ``cov_active`` and ``cov_labels_{a}`` (leading dimension C)
+and a replicate resamples them separately, C indices with replacement from a second generator
+(:func:`replicates`; seeded ``seed + COVERAGE_SEED_OFFSET``). Without ``cov_`` keys (C equal
+to the evaluation prompts, or a run from before the setting) F1 is computed from ``active`` and
+``labels_{a}`` with the evaluation prompts' indices.
+
 Held fixed (conditional on the run, documented in metrics.md §11): the supervised
 dictionaries (fitted on other prompts), the aware edit's F1 ranking of latents (a choice made
 on the evaluation prompts), the evaluation-prompt mean ā_eval in FVU's denominator, and
@@ -49,6 +57,11 @@ LEVEL = 0.95
 """Coverage of every interval."""
 BOOTSTRAP_SEED_OFFSET = 15_485_863
 """The replicates' generator is seeded with ``seed + BOOTSTRAP_SEED_OFFSET``."""
+COVERAGE_SEED_OFFSET = 32_452_843
+"""The coverage prompts' replicates (when they are not the evaluation prompts) come from a
+generator seeded with the replicates' seed + ``COVERAGE_SEED_OFFSET``."""
+COVERAGE_PREFIX = "cov_"
+"""Prefix of the outcome keys of the coverage prompts (``cov_active``, ``cov_labels_{a}``)."""
 DEAD_RARE_MAX = 40
 """A latent active on more than this many prompts is never dead in a replicate (probability
 ≤ (1 − 1/N)^{N·40/N} ≈ e^{−40}); only rarer latents are resampled for ``dead_fraction``."""
@@ -64,6 +77,33 @@ def replicate_indices(n: int, b: int, seed: int) -> np.ndarray:
     """[B, N] prompt indices drawn uniformly with replacement, from a local generator
     (``numpy.random.default_rng(seed)``; the global state is untouched)."""
     return np.random.default_rng(seed).integers(0, n, size=(b, n))
+
+
+def n_prompts(outcomes: PromptOutcomes) -> int:
+    """N, the number of evaluation prompts of ``outcomes`` (the ``cov_`` keys have C rows)."""
+    for key, value in outcomes.items():
+        if not key.startswith(COVERAGE_PREFIX):
+            return int(value.shape[0])
+    raise ValueError("no per-prompt outcomes of the evaluation prompts")
+
+
+def n_coverage_prompts(outcomes: PromptOutcomes) -> int | None:
+    """C, the number of coverage prompts, when they are kept apart (``cov_active``); None when
+    the interpretability metrics use the evaluation prompts."""
+    active = outcomes.get(COVERAGE_PREFIX + "active")
+    return None if active is None else int(active.shape[0])
+
+
+def replicates(
+    outcomes: PromptOutcomes, n_bootstrap: int, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The replicate indices of a run: [B, N] over the evaluation prompts (generator ``seed``)
+    and, when the coverage prompts are kept apart, [B, C] over them (generator
+    ``seed + COVERAGE_SEED_OFFSET``), else None."""
+    idx_BN = replicate_indices(n_prompts(outcomes), n_bootstrap, seed)
+    c = n_coverage_prompts(outcomes)
+    cov_BC = None if c is None else replicate_indices(c, n_bootstrap, seed + COVERAGE_SEED_OFFSET)
+    return idx_BN, cov_BC
 
 
 def index_weights(idx_BN: np.ndarray, n: int) -> Tensor:
@@ -365,18 +405,25 @@ def metric_values(
     outcomes: PromptOutcomes,
     meta: dict,
     idx_BN: np.ndarray | None = None,
+    cov_idx_BC: np.ndarray | None = None,
 ) -> dict[str, Tensor]:
     """Every metric, per replicate [B], from the per-prompt ``outcomes`` and the replicate
-    indices ``idx_BN`` (None: the evaluation prompts themselves, B = 1, the point estimates).
+    indices ``idx_BN`` (None: the evaluation prompts themselves, B = 1, the point estimates)
+    and ``cov_idx_BC`` over the coverage prompts when the outcomes keep them apart
+    (``cov_active``; None with ``idx_BN`` None: the point estimates; see :func:`replicates`).
 
     ``meta`` holds ``attributes`` (name -> number of values), ``ks``, ``tau``,
     ``coverage_min_prompts`` and the prompt-independent ``constants`` (metric -> value).
     """
-    n = next(iter(outcomes.values())).shape[0]
+    n = n_prompts(outcomes)
     weights_BN = (
         torch.ones(1, n, dtype=torch.float64) if idx_BN is None else index_weights(idx_BN, n)
     )
-    keys = [k for k, v in outcomes.items() if _is_mean_key(k) and v.ndim == 1]
+    keys = [
+        k
+        for k, v in outcomes.items()
+        if _is_mean_key(k) and v.ndim == 1 and not k.startswith(COVERAGE_PREFIX)
+    ]
     stacked_NM = torch.stack([outcomes[k].double() for k in keys], 1)
     means_BM = weights_BN @ stacked_NM / n
     means = {k: means_BM[:, i] for i, k in enumerate(keys)}
@@ -384,14 +431,21 @@ def metric_values(
     clip = meta.get("clip_score")
     out = mean_metrics(means, attributes, meta["ks"], tuple(clip) if clip else None)
     if "active" in outcomes:
-        active_NF = outcomes["active"].bool()
-        out["dead_fraction"] = dead_fraction(active_NF, weights_BN)
+        out["dead_fraction"] = dead_fraction(outcomes["active"].bool(), weights_BN)
+    if COVERAGE_PREFIX + "active" in outcomes:  # the coverage prompts, kept apart
+        prefix, f1_idx = COVERAGE_PREFIX, cov_idx_BC
+        if idx_BN is not None and cov_idx_BC is None:
+            raise ValueError("replicates of the coverage prompts are needed (bootstrap.replicates)")
+    else:  # the evaluation prompts are the coverage prompts
+        prefix, f1_idx = "", idx_BN
+    if prefix + "active" in outcomes:
+        active_NF = outcomes[prefix + "active"].bool()
         for a, n_values in attributes.items():
             f1 = f1_metrics(
                 active_NF,
-                outcomes[f"labels_{a}"],
+                outcomes[f"{prefix}labels_{a}"],
                 n_values,
-                idx_BN,
+                f1_idx,
                 meta["tau"],
                 meta["coverage_min_prompts"],
             )
@@ -429,9 +483,8 @@ def intervals(
     (:func:`replicate_indices`, :func:`interval`); empty when ``n_bootstrap`` is 0."""
     if n_bootstrap <= 0:
         return {}
-    n = next(iter(outcomes.values())).shape[0]
-    idx_BN = replicate_indices(n, n_bootstrap, seed)
-    reps = metric_values(outcomes, meta, idx_BN)
+    idx_BN, cov_idx_BC = replicates(outcomes, n_bootstrap, seed)
+    reps = metric_values(outcomes, meta, idx_BN, cov_idx_BC)
     points = {k: float(v[0]) for k, v in metric_values(outcomes, meta).items()}
     return {
         key: interval(values, points[key], key.startswith(SHIFTED), level)
@@ -441,13 +494,14 @@ def intervals(
 
 def save(path, outcomes: PromptOutcomes, meta: dict) -> None:
     """Write per-prompt outcomes as a compressed ``.npz``: float64 arrays, 0/1 arrays as
-    uint8, the active sets bit-packed along latents, ``meta`` as JSON."""
+    uint8, the active sets (``active``, ``cov_active``) bit-packed along latents, labels as
+    int32, ``meta`` as JSON."""
     arrays = {}
     for key, value in outcomes.items():
         array = value.cpu().numpy()
-        if key == "active":
-            arrays["active_packed"] = np.packbits(array.astype(bool), axis=1)
-        elif key.startswith("labels_"):
+        if key in ("active", COVERAGE_PREFIX + "active"):
+            arrays[key + "_packed"] = np.packbits(array.astype(bool), axis=1)
+        elif key.startswith(("labels_", COVERAGE_PREFIX + "labels_")):
             arrays[key] = array.astype(np.int32)
         elif np.isin(array, (0.0, 1.0)).all() and ("correct" in key):
             arrays[key] = array.astype(np.uint8)
@@ -466,10 +520,10 @@ def load(path) -> tuple[PromptOutcomes, dict]:
         for key in data.files:
             if key == "meta_json":
                 continue
-            if key == "active_packed":
+            if key in ("active_packed", COVERAGE_PREFIX + "active_packed"):
                 bits = np.unpackbits(data[key], axis=1, count=meta["n_latents"])
-                outcomes["active"] = torch.from_numpy(bits.astype(bool))
-            elif key.startswith("labels_"):
+                outcomes[key.removesuffix("_packed")] = torch.from_numpy(bits.astype(bool))
+            elif key.startswith(("labels_", COVERAGE_PREFIX + "labels_")):
                 outcomes[key] = torch.from_numpy(data[key].astype(np.int64))
             else:
                 outcomes[key] = torch.from_numpy(data[key].astype(np.float64))

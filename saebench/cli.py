@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from saebench.cli_common import (
 )
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_JSON_OUT,
     DEFAULT_KS,
     DEFAULT_LEADERBOARD,
@@ -208,6 +210,14 @@ def main(verbose: bool) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for prompts.")
 @click.option(
+    "--seeds",
+    default=None,
+    help="Repeat with these seeds (e.g. 0,1,2: other prompts, counterfactuals and coverage "
+    "prompts each) and print each SAE's spread across seeds next to its bootstrap interval; "
+    "the first seed's run is written as with --seed (its JSON also gets the spread), the "
+    "others are not written. Implies --no-skip-existing (docs/metrics.md §11).",
+)
+@click.option(
     "--device",
     default="cpu",
     show_default=True,
@@ -242,6 +252,15 @@ def main(verbose: bool) -> None:
     default=10,
     show_default=True,
     help="Prompts an attribute value needs to count in F1 coverage (docs/metrics.md §6).",
+)
+@click.option(
+    "--coverage-prompts",
+    type=click.IntRange(min=10),
+    default=DEFAULT_COVERAGE_PROMPTS,
+    show_default=True,
+    help="Prompts F1 coverage and the other interpretability metrics are computed on (test "
+    "split, the run's seed), whatever --n-prompts is, so that they do not change with it; "
+    "the evaluation prompts themselves when the counts are equal (docs/metrics.md §6).",
 )
 @click.option(
     "--leaderboard",
@@ -299,8 +318,8 @@ def main(verbose: bool) -> None:
     "--skip-existing/--no-skip-existing",
     default=None,
     help="Skip, before any work, an SAE whose leaderboard row at this node was computed with "
-    "the same settings (n-prompts, n-fit-prompts, seed, k, tau, task version). Default: on "
-    "when a leaderboard is written.",
+    "the same settings (n-prompts, n-fit-prompts, seed, k, tau, task version, coverage-prompts, "
+    "coverage-min-prompts). Default: on when a leaderboard is written.",
 )
 @click.option(
     "--force",
@@ -336,6 +355,7 @@ def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
         options["leaderboard"] = default_leaderboard()
     if options["json_out"] is None:
         options["json_out"] = default_json_out()
+    seeds = _seeds_option(options)
     _check_offline(saes, options["model"])  # before torch is imported
     _check_early({**options, "threads": threads})
     if options["protocol"] == "paper":
@@ -360,7 +380,7 @@ def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
     quiet = options.pop("quiet")
     skip_existing = options.pop("skip_existing")
     if skip_existing is None:
-        skip_existing = not no_leaderboard
+        skip_existing = not no_leaderboard and not seeds
     try:
         found = expand(saes, checkpoints=options.pop("checkpoints"))
     except OSError as err:  # e.g. a folder that cannot be read
@@ -381,8 +401,20 @@ def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
         if no_leaderboard:
             config.leaderboard = None
         configs.append(config)
+    # --seeds: the other seeds' runs of each SAE (index into configs), written nowhere
+    extra = [
+        (i, dataclasses.replace(config, seed=seed, leaderboard=None, json_out=None,
+                                skip_existing=False))
+        for seed in seeds[1:]
+        for i, config in enumerate(configs)
+    ]  # fmt: skip
     try:
-        done = iter(run_outcomes([c for c, f in zip(configs, found, strict=True) if not f.error]))
+        done = iter(
+            run_outcomes(
+                [c for c, f in zip(configs, found, strict=True) if not f.error]
+                + [c for i, c in extra if not found[i].error]
+            )
+        )
     except ValueError as err:  # an option of the whole call: nothing was done
         fail(err.args[0] if err.args else err)
     except OSError as err:
@@ -391,6 +423,7 @@ def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
         Outcome(config, message=item.error) if item.error else next(done)
         for config, item in zip(configs, found, strict=True)
     ]
+    extra_outcomes = [(i, None if found[i].error else next(done)) for i, _ in extra]
     several = len(outcomes) > 1
     noted = (n for o in outcomes if o.status != "failed" for n in o.notes)
     for note in dict.fromkeys(noted):
@@ -401,8 +434,69 @@ def run(saes: tuple[str, ...], threads: int, details: bool, **options) -> None:
     if several:
         _report_several(outcomes, counts["skipped"])
         click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if seeds and not _report_seeds(seeds, outcomes, extra_outcomes) and not counts["failed"]:
+        sys.exit(1)
     if counts["failed"]:
         sys.exit(1 if several else 2)
+
+
+def _seeds_option(options: dict) -> tuple[int, ...]:
+    """``--seeds`` parsed (popped from ``options``; ``seed`` set to the first), or () without it;
+    fails (exit 2) on a bad list or with an explicit ``--seed``."""
+    from click.core import ParameterSource
+
+    from saebench.seeds import parse_seeds
+
+    text = options.pop("seeds")
+    if text is None:
+        return ()
+    try:
+        seeds = parse_seeds(text)
+    except ValueError as err:
+        fail(str(err))
+    if click.get_current_context().get_parameter_source("seed") is not ParameterSource.DEFAULT:
+        fail("give --seed or --seeds, not both")
+    options["seed"] = seeds[0]
+    return seeds
+
+
+def _report_seeds(
+    seeds: tuple[int, ...], outcomes: list[Outcome], extra: list[tuple[int, Outcome | None]]
+) -> bool:
+    """Print each scored SAE's spread across ``seeds`` (:mod:`saebench.seeds`) and add it to
+    its first seed's JSON (``seed_spread``); False when some seed of some SAE failed."""
+    import json
+
+    from saebench.io_utils import atomic_write, dumps_strict
+    from saebench.seeds import render, spread
+
+    ok = True
+    for index, first in enumerate(outcomes):
+        if first.status != "scored":
+            continue
+        runs = [first] + [o for i, o in extra if i == index]
+        failed = [o for o in runs if o is None or o.status != "scored"]
+        if failed:
+            ok = False
+            for o in failed:
+                if o is not None:
+                    echo_error(f"{first.name} (seed {o.config.seed}): {o.message}")
+            continue
+        records = [o.record for o in runs]
+        spreads = spread([r.metrics for r in records], [r.intervals for r in records])
+        click.echo("")
+        click.echo(render(first.name, seeds, spreads))
+        path = first.record.paths.get("json")
+        if path:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data["seed_spread"] = {
+                "seeds": list(seeds),
+                "metrics": {m: vars(item) for m, item in spreads.items()},
+                "method": "sample sd across seeds; boot_half: mean half-width of the seeds' "
+                "95% bootstrap intervals (docs/metrics.md §11)",
+            }
+            atomic_write(Path(path), dumps_strict(data) + "\n")
+    return ok
 
 
 def _row_of(outcome: Outcome) -> dict | None:
@@ -468,7 +562,7 @@ def _check_early(options: dict) -> None:
     """Fail (one line, exit 2) on option values that are wrong whatever the SAE, before the
     libraries are imported and the model loaded: prompt counts, task, position, hook, head,
     device."""
-    for name in ("n_prompts", "n_fit_prompts"):
+    for name in ("n_prompts", "n_fit_prompts", "coverage_prompts"):
         if options[name] > MAX_N_PROMPTS:
             fail(
                 f"--{name.replace('_', '-')} {options[name]:,} is more than one run holds in "

@@ -103,10 +103,10 @@ def show(
     \b
     CSV defaults to leaderboard/tiny-ioi.csv (relative to the working directory).
     With --sort, rows computed with different settings (n_prompts, n_fit_prompts, seed, tau,
-    task_version, coverage_min_prompts) are ranked in separate tables, and a row not
-    distinguishable from the row above it is marked ≈ in the "tie" column (docs/metrics.md
-    §11). On a terminal too narrow for every column, the table is folded into parts one under
-    another (each repeating the SAE and node); no column is left out.
+    task_version, coverage_min_prompts, coverage_prompts) are ranked in separate tables, and
+    a row not distinguishable from the row above it is marked ≈ in the "tie" column
+    (docs/metrics.md §11). On a terminal too narrow for every column, the table is folded
+    into parts one under another (each repeating the SAE and node); no column is left out.
     """
     from saebench.leaderboard.table import (
         TableError,

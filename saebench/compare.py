@@ -1,8 +1,9 @@
 """Paired comparison of two scored dictionaries on the same prompts (metrics.md §11).
 
 Each run keeps its per-prompt outcomes (``X.outcomes.npz`` next to ``X.json``). Two runs on
-the same evaluation prompts (equal per-prompt ids) are compared **paired**: B replicates draw
-prompt indices once and recompute both runs' metrics on the same drawn prompts; the
+the same evaluation prompts (equal per-prompt ids) and the same coverage prompts are compared
+**paired**: B replicates draw prompt indices once (and coverage-prompt indices once) and
+recompute both runs' metrics on the same drawn prompts; the
 difference's interval is the percentile interval of the replicate differences
 θ*_A − θ*_B, and a difference is **distinguishable from zero** when that 95% interval
 excludes 0 (a two-sided paired bootstrap test at level 5%).
@@ -44,8 +45,8 @@ def reference(outcomes: PromptOutcomes, kind: str) -> PromptOutcomes:
     """The outcomes of a reference as if it were a dictionary: ``supervised`` or ``noint``
     (see the module docstring). Only metrics the reference defines remain."""
     out = {k: v for k, v in outcomes.items() if not k.startswith(("edit_", "aware_edit_"))}
-    out.pop("active", None)
-    out.pop("n_active", None)
+    for key in ("active", "n_active", bootstrap.COVERAGE_PREFIX + "active"):
+        out.pop(key, None)
     edits = [k for k in outcomes if k.startswith("edit_correct_")]
     if kind == "supervised":
         for key in ("recon_ld", "removed_ld", "sq_err"):
@@ -83,15 +84,18 @@ def compare(
     """Paired differences A − B of every metric both define (or of ``metrics``), each with
     its paired bootstrap interval; ``meta`` as in :func:`saebench.bootstrap.metric_values`
     (without prompt-independent constants, which cannot differ by chance)."""
-    n = next(iter(a.values())).shape[0]
-    if next(iter(b.values())).shape[0] != n:
+    if bootstrap.n_prompts(a) != bootstrap.n_prompts(b):
         raise ValueError("the two runs have different numbers of prompts: not paired")
+    c_a, c_b = bootstrap.n_coverage_prompts(a), bootstrap.n_coverage_prompts(b)
+    if c_a is not None and c_b is not None and c_a != c_b:
+        raise ValueError("the two runs have different numbers of coverage prompts: not paired")
     meta = {**meta, "constants": {}}
     point_a, point_b = bootstrap.metric_values(a, meta), bootstrap.metric_values(b, meta)
-    idx_BN = bootstrap.replicate_indices(n, n_bootstrap, seed)
+    # one set of indices for both runs (a reference has no coverage outcomes of its own)
+    idx_BN, cov_idx_BC = bootstrap.replicates(a if c_a is not None else b, n_bootstrap, seed)
     reps_a, reps_b = (
-        bootstrap.metric_values(a, meta, idx_BN),
-        bootstrap.metric_values(b, meta, idx_BN),
+        bootstrap.metric_values(a, meta, idx_BN, cov_idx_BC),
+        bootstrap.metric_values(b, meta, idx_BN, cov_idx_BC),
     )
     shared = [k for k in point_a if k in point_b and (metrics is None or k in metrics)]
     out = []
@@ -109,7 +113,8 @@ def check_paired(meta_a: dict, meta_b: dict) -> None:
             "the two runs were not scored on the same prompts (task, n_prompts, seed): a "
             "paired comparison needs the same prompts"
         )
-    for key in ("attributes", "tau", "coverage_min_prompts"):
+    for key in ("attributes", "tau", "coverage_min_prompts", "coverage_prompts",
+                "coverage_prompt_hash"):
         if meta_a.get(key) != meta_b.get(key):
             raise ValueError(
                 f"the two runs differ in {key}: {meta_a.get(key)} vs {meta_b.get(key)}"

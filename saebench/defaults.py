@@ -12,8 +12,9 @@ estimates one vector per name from the prompts that contain it, so it needs many
 tiny-ioi at ``blocks.1.hook_resid_pre`` @ END the supervised necessity is 0.50 / 0.86 /
 0.90 / 0.93 with 1000 / 4000 / 8000 / 16000 fitting prompts (200 evaluation prompts).
 The paper fitted on 20,000."""
-DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-"""Numbers of latents an SAE edit may use (docs/metrics.md §5)."""
+DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 6, 8, 16, 32)
+"""Numbers of latents an SAE edit may use (docs/metrics.md §5); 2, 4 and 6 are the paper's
+small budgets, which the Pareto views use (docs/metrics.md §11)."""
 DEFAULT_CACHE_BUDGET_MB = 1024.0
 """Bound on the attention keys and values one clean run keeps (MB); see
 :mod:`saebench.runner`."""
@@ -95,3 +96,10 @@ DEFAULT_COVERAGE_MIN_PROMPTS = 10
 least this many evaluation prompts have it: with fewer, a latent that fires on one or two of
 them reaches F1 ≥ τ by chance (a random dictionary's ``f1_coverage_io`` is 0.14 at 300
 prompts, 2 per value, and 0.000 at 3000)."""
+DEFAULT_COVERAGE_PROMPTS = 3000
+"""Prompts the interpretability metrics (F1 coverage and the rest of docs/metrics.md §6–7) are
+computed on, whatever ``n_prompts`` is: their own sample of the test split, drawn with the run's
+seed as ``n_prompts`` prompts would be. At 3000 every value of the shipped tasks' attributes has
+at least :data:`DEFAULT_COVERAGE_MIN_PROMPTS` prompts (tiny-ioi: 132 names, 12–39 prompts each,
+median 22; tiny-gt: 98 years, 16 or more each), so coverage is measured over every value;
+at 300 prompts no name had 10 and coverage was NaN, at 1000 only 29 of 132 did."""

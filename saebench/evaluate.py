@@ -15,7 +15,9 @@
    distances to the counterfactual activation; the aware edit ranks latents by F1 over the
    clean and counterfactual prompts together, so that every counterfactual value occurs;
 5. interpretability, per attribute: F1 coverage and the other summaries of
-   :func:`saebench.interpretability.attribute_summary`.
+   :func:`saebench.interpretability.attribute_summary`, on the run's own coverage prompts
+   (``coverage_prompts`` of the test split, drawn with the run's seed whatever ``n_prompts``
+   is; the evaluation prompts themselves when the two counts are equal).
 
 Steps 1–2, the supervised parts of 3–4, the counterfactual activations, ground truth and
 ``noint_accuracy`` do not depend on the dictionary: :func:`prepare` computes them once into a
@@ -41,6 +43,7 @@ from saebench.cache import cached_supervised, model_fingerprint
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_COVERAGE_MIN_PROMPTS,
+    DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_KS,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
@@ -99,6 +102,10 @@ class EvalSettings:
     """Bootstrap replicates of every metric's interval (metrics.md §11); 0: no intervals."""
     coverage_min_prompts: int = DEFAULT_COVERAGE_MIN_PROMPTS
     """A value counts in F1 coverage only with at least this many prompts (metrics.md §6)."""
+    coverage_prompts: int = DEFAULT_COVERAGE_PROMPTS
+    """Prompts the interpretability metrics are computed on (metrics.md §6), whatever
+    ``n_prompts`` is: ``task.prompts("test", coverage_prompts, seed)``, which are the
+    evaluation prompts when the two counts are equal."""
 
 
 @dataclass
@@ -248,6 +255,34 @@ class NodeContext:
     per_prompt: dict[str, Tensor] = field(default_factory=dict)
     """Per-prompt outcomes shared by every dictionary (clean run, mean ablation, supervised
     dictionaries, labels; :mod:`saebench.bootstrap`)."""
+    coverage: CoverageSample | None = None
+    """The coverage prompts' vectors and labels; None: the evaluation prompts are they."""
+
+
+@dataclass
+class CoverageSample:
+    """The prompts the interpretability metrics are computed on (metrics.md §6), when they are
+    not the evaluation prompts: their node vectors and attribute labels."""
+
+    acts_ND: Tensor
+    labels: dict[str, Tensor]
+    prompt_hash: int
+    """One hash of their per-prompt ids (:func:`prompt_ids`): paired runs need equal ones."""
+
+
+def coverage_sample(
+    runner: NodeRunner, task: Task, settings: EvalSettings
+) -> CoverageSample | None:
+    """The run's coverage prompts at the runner's node: ``settings.coverage_prompts`` prompts of
+    the test split drawn with the run's seed, as ``n_prompts`` prompts are drawn, so that they do
+    not depend on ``n_prompts``; one forward pass that stops after the node. None when the two
+    counts are equal: the draw is then the evaluation prompts themselves."""
+    if settings.coverage_prompts == settings.n_prompts:
+        return None
+    prompts = task.prompts("test", settings.coverage_prompts, settings.seed)
+    acts = runner.activations(prompts, desc="coverage activations").float()
+    labels = {a: prompts.attributes[a].to(acts.device) for a in task.attributes}
+    return CoverageSample(acts, labels, hash_ids(prompt_ids(prompts.tokens_BL)))
 
 
 def check_width(dictionary, node: Node, model) -> None:
@@ -304,6 +339,7 @@ def prepare(
             settings.n_fit_prompts,
             unfitted,
         )
+    coverage = coverage_sample(runner, task, settings)
     steps = tqdm(
         total=1 + len(task.attributes), desc=f"preparing {node}", disable=not settings.progress
     )
@@ -322,6 +358,9 @@ def prepare(
         "sq_dev": (acts_64 - acts_64.mean(0)).pow(2).sum(1).cpu(),
         **{f"labels_{a}": labels[a].long().cpu() for a in task.attributes},
     }
+    if coverage is not None:
+        for a in task.attributes:
+            per_prompt[f"{bootstrap.COVERAGE_PREFIX}labels_{a}"] = coverage.labels[a].long().cpu()
     sup_metrics: dict[str, float] = {}
     for kind, prefix in (("mean", "sup_"), ("lstsq", "sup_lstsq_")):
         d = sup[kind]
@@ -387,6 +426,7 @@ def prepare(
         attributes=attributes,
         details=details,
         per_prompt=per_prompt,
+        coverage=coverage,
     )
 
 
@@ -475,6 +515,13 @@ def score(context: NodeContext, dictionary, desc: str | None = None) -> EvalResu
     metrics.update(context.sup_metrics)
     steps.update(1)
 
+    coverage = context.coverage
+    if coverage is None:  # the evaluation prompts are the coverage prompts
+        cov_active_NF, cov_labels = is_active_NF, labels
+    else:
+        cov_active_NF = active(dictionary, coverage.acts_ND, coverage.labels)
+        cov_labels = coverage.labels
+        per_prompt[f"{bootstrap.COVERAGE_PREFIX}active"] = cov_active_NF.bool().cpu()
     W_dec_FD = dictionary.W_dec_FD.float()
     weights_NF = control.edit_weights(codes_NF, W_dec_FD)
     for attr, shared in context.attributes.items():
@@ -484,7 +531,6 @@ def score(context: NodeContext, dictionary, desc: str | None = None) -> EvalResu
         per_prompt.update(shared.per_prompt)
         acc_noint = shared.metrics[f"noint_accuracy_{attr}"]
         acc_sup = shared.metrics[f"sup_edit_accuracy_{attr}"]
-        old_N = labels[attr]
 
         codes_cf_NF = encode(dictionary, acts_cf_ND, cf_labels)
         greedy = control.greedy_edit(
@@ -536,10 +582,11 @@ def score(context: NodeContext, dictionary, desc: str | None = None) -> EvalResu
                 aware_ND, acts_cf_ND
             )
 
-        eligible_V = eligible_values(old_N, n_values, settings.coverage_min_prompts)
+        cov_N = cov_labels[attr]
+        eligible_V = eligible_values(cov_N, n_values, settings.coverage_min_prompts)
         summary = interpretability.attribute_summary(
-            is_active_NF,
-            old_N,
+            cov_active_NF,
+            cov_N,
             n_values,
             W_dec_FD,
             sup_mean.attribute_features(attr).float(),
@@ -555,15 +602,18 @@ def score(context: NodeContext, dictionary, desc: str | None = None) -> EvalResu
         details["attributes"][attr] = summary
         steps.update(1)
     steps.close()
+    ids = prompt_ids(runner.prompts.tokens_BL)
     meta = {
         "attributes": {a: len(task.attribute_values(a)) for a in task.attributes},
         "ks": list(settings.ks),
         "tau": settings.tau,
         "clip_score": list(settings.clip_score) if settings.clip_score else None,
         "coverage_min_prompts": settings.coverage_min_prompts,
+        "coverage_prompts": settings.coverage_prompts,
+        "coverage_prompt_hash": hash_ids(ids) if coverage is None else coverage.prompt_hash,
         "constants": {k: v for k, v in metrics.items() if k.startswith("max_cosine_")},
         "n_latents": int(is_active_NF.shape[1]),
-        "prompt_ids": prompt_ids(runner.prompts.tokens_BL),
+        "prompt_ids": ids,
         "seed": settings.seed,
     }
     result = EvalResult(metrics=metrics, details=details, outcomes=per_prompt, outcomes_meta=meta)
@@ -611,6 +661,19 @@ def prompt_ids(tokens_BL: Tensor) -> list[int]:
             h = (h * base + int(t) + 1) % modulus
         out.append(h)
     return out
+
+
+def hash_ids(ids: list[int]) -> int:
+    """One 62-bit hash of a list of prompt ids (:func:`prompt_ids`), in order.
+
+    >>> hash_ids([1, 2]) == hash_ids([1, 2]) != hash_ids([2, 1])
+    True
+    """
+    modulus, base = (1 << 61) - 1, 1_000_003
+    h = len(ids)
+    for i in ids:
+        h = (h * base + int(i)) % modulus
+    return h
 
 
 def uninformative(metrics: dict[str, float]) -> dict[str, str]:

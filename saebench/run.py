@@ -28,6 +28,7 @@ from saebench import __version__, bootstrap, evaluate
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_COVERAGE_MIN_PROMPTS,
+    DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_KS,
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
@@ -92,6 +93,9 @@ class RunConfig:
     """Bootstrap replicates of the intervals (docs/metrics.md §11); 0: none."""
     coverage_min_prompts: int = DEFAULT_COVERAGE_MIN_PROMPTS
     """Prompts a value needs to count in F1 coverage (docs/metrics.md §6)."""
+    coverage_prompts: int = DEFAULT_COVERAGE_PROMPTS
+    """Prompts the interpretability metrics are computed on, whatever ``n_prompts`` is
+    (docs/metrics.md §6)."""
     leaderboard: str | None = field(default_factory=default_leaderboard)
     """CSV to upsert the row into; ``{model}`` and ``{task}`` are filled in; None: no row.
     Default: the user's results folder (``$SAEBENCH_RESULTS``, else ``saebench-results``),
@@ -352,6 +356,7 @@ def identity_of(
         "task_version": task_version(config.task)
         + (PAPER_VERSION_SUFFIX if config.protocol == "paper" else ""),
         "coverage_min_prompts": config.coverage_min_prompts,
+        "coverage_prompts": config.coverage_prompts,
     }
 
 
@@ -371,6 +376,7 @@ def settings_of(config: RunConfig) -> EvalSettings:
         clip_score=PAPER_SCORE_CLIP if config.protocol == "paper" else None,
         n_bootstrap=config.n_bootstrap,
         coverage_min_prompts=config.coverage_min_prompts,
+        coverage_prompts=config.coverage_prompts,
     )
 
 
@@ -702,7 +708,8 @@ def _record(job: _Job, result: EvalResult, timing: dict[str, float]) -> RunRecor
             "n_bootstrap": config.n_bootstrap,
             "level": bootstrap.LEVEL,
             "seed": config.seed + bootstrap.BOOTSTRAP_SEED_OFFSET,
-            "method": "percentile over evaluation prompts (docs/metrics.md §11)",
+            "method": "percentile over evaluation prompts, the coverage prompts resampled "
+            "apart (docs/metrics.md §11)",
         },
     )
     write_outputs(record, job.paths, config.force, config.lock_timeout)

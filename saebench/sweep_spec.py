@@ -13,11 +13,12 @@ lists naming the SAEs::
     position = "END"                   # default position of every node
     n_prompts = 1000
     n_fit_prompts = 10000
-    ks = [1, 2, 4, 8, 16, 32]
+    ks = [1, 2, 4, 6, 8, 16, 32]
     seed = 0
     protocol = "saebench"              # "paper": docs/metrics.md §10 (fills n_prompts,
                                        # n_fit_prompts, ks where the spec does not set them)
-    # also: tau, batch_size, device, cache_dir (false: no cache), cache_budget_mb,
+    # also: tau, coverage_prompts (docs/metrics.md §6), batch_size, device, cache_dir
+    # (false: no cache), cache_budget_mb,
     # checkpoints (score dictionary_learning checkpoints in folders), lock_timeout,
     # max_memory_mb (--max-memory)
 
@@ -54,6 +55,7 @@ from typing import Any
 from saebench.cli_common import check_task_options
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_JSON_OUT,
     DEFAULT_KS,
     DEFAULT_LEADERBOARD,
@@ -74,6 +76,7 @@ SWEEP_KEYS: dict[str, Any] = {
     "position": "END",
     "n_prompts": DEFAULT_N_PROMPTS,
     "n_fit_prompts": DEFAULT_N_FIT_PROMPTS,
+    "coverage_prompts": DEFAULT_COVERAGE_PROMPTS,
     "ks": list(DEFAULT_KS),
     "seed": 0,
     "tau": 0.8,
@@ -345,6 +348,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
                 position=entry.position or s["position"],
                 n_prompts=s["n_prompts"],
                 n_fit_prompts=s["n_fit_prompts"],
+                coverage_prompts=s["coverage_prompts"],
                 ks=s["ks"],
                 seed=s["seed"],
                 device=s["device"],

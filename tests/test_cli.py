@@ -253,3 +253,33 @@ def test_strict_json_writes_nan_and_infinity_as_null():
 
     text = dumps_strict({"a": float("nan"), "b": [float("inf"), 1.5], "c": torch.tensor(0.25)})
     assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": 0.25}
+
+
+def test_seeds_repeat_the_run_and_report_the_spread_next_to_the_interval(sae_dir, tmp_path):
+    csv, js = tmp_path / "lb.csv", tmp_path / "run.json"
+    common = ["run", "--sae", str(sae_dir), "--n-prompts", "40", "--n-fit-prompts", "300",
+              "--coverage-prompts", "40", "--coverage-min-prompts", "1", "--k", "2",
+              "--bootstrap", "50", "--cache-dir", str(tmp_path / "cache"), "--quiet"]  # fmt: skip
+    result = run_cli([*common, "--seeds", "0,1,2", "--leaderboard", str(csv), "--json-out",
+                      str(js)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "spread across seeds 0, 1, 2: my-sae" in result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("edit_accuracy_io_k2 "))
+    values = [float(v) for v in line.split()[1:]]  # three seeds, mean, sd, bootstrap ±
+    assert len(values) == 6 and values[3] == pytest.approx(sum(values[:3]) / 3, abs=2e-3)
+    spread = json.loads(js.read_text())["seed_spread"]
+    assert spread["seeds"] == [0, 1, 2]
+    item = spread["metrics"]["edit_accuracy_io_k2"]
+    assert item["sd"] == pytest.approx(float(torch.tensor(item["values"]).std()), rel=1e-6)
+    assert item["boot_half"] > 0
+    # the first seed's run is the row; the other seeds are not written
+    frame = pd.read_csv(csv)
+    assert len(frame) == 1 and frame.loc[0, "seed"] == 0
+    # one run of seed 0 alone gives that row's numbers
+    alone = tmp_path / "alone.json"
+    assert run_cli([*common, "--no-leaderboard", "--json-out", str(alone)]).exit_code == 0
+    metrics = json.loads(alone.read_text())["metrics"]
+    assert metrics["edit_accuracy_io_k2"] == pytest.approx(item["values"][0])
+    bad = run_cli([*common, "--seeds", "0,1", "--seed", "3", "--no-leaderboard"])
+    assert bad.exit_code == 2 and "--seed or --seeds" in bad.output
+    assert run_cli([*common, "--seeds", "4", "--no-leaderboard"]).exit_code == 2

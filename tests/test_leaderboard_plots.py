@@ -262,6 +262,58 @@ def test_edit_vs_k_bands_intervals_and_shades_k_at_least_a_quarter_of_the_width(
     assert (floor[0].get_y(), floor[0].get_height()) == pytest.approx((0.05, 0.1))
 
 
+def _segments(axis, gid: str) -> list:
+    bars = [a for a in _gid_artists(axis, gid) if hasattr(a, "get_segments")]
+    return [seg for bar in bars for seg in bar.get_segments()]
+
+
+def test_coverage_plot_draws_the_intervals_of_coverage_and_mean_best_f1(frame) -> None:
+    from saebench.leaderboard.plots import INTERVAL_GID
+
+    planted = frame.copy()
+    for attribute in ("io", "pos"):
+        for metric, half in (("f1_coverage", 0.1), ("f1_mean_best", 0.02)):
+            column = f"{metric}_{attribute}"
+            planted[f"{column}_lo"] = (planted[column] - half).clip(lower=0)
+            planted[f"{column}_hi"] = planted[column] + half
+    figure = plot_interpretability_coverage(planted)
+    io = next(a for a in figure.axes if a.get_title().endswith("attribute io"))
+    segments = _segments(io, INTERVAL_GID)
+    assert all(seg[0][1] == seg[1][1] for seg in segments)  # horizontal bars only
+    widths = sorted(round(abs(seg[1][0] - seg[0][0]), 6) for seg in segments)
+    # every SAE: a mean best F1 bar of width 0.04; coverage bars of width 0.2, narrower where
+    # the interval is clipped at 0 (gated: coverage 0, [0, 0.1]; random: 0.05, [0, 0.15])
+    assert widths.count(0.04) == len(frame)
+    assert widths.count(0.1) == 2 and widths.count(0.15) == 1
+    assert widths.count(0.2) == len(frame) - 3
+    # an old CSV without interval columns draws none
+    assert not _segments(plot_interpretability_coverage(frame).axes[0], INTERVAL_GID)
+
+
+def test_edit_accuracy_vs_magnitude_draws_accuracy_intervals_as_error_bars(frame) -> None:
+    from saebench.leaderboard.plots import INTERVAL_GID, plot_edit_accuracy_vs_magnitude
+
+    planted = frame.copy()
+    for column in [c for c in frame.columns if "edit_accuracy_io_k" in c]:
+        planted[f"{column}_lo"] = planted[column] - 0.05
+        planted[f"{column}_hi"] = planted[column] + 0.05
+    figure = plot_edit_accuracy_vs_magnitude(planted)
+    io = next(a for a in figure.axes if a.get_title().endswith("attribute io"))
+    segments = _segments(io, INTERVAL_GID)
+    # every row, both edit kinds, each k: a vertical bar of height 0.1 (no magnitude interval)
+    assert len(segments) == len(frame) * 2 * len(KS)
+    assert all(seg[0][0] == seg[1][0] for seg in segments)
+    assert all(abs(seg[1][1] - seg[0][1]) == pytest.approx(0.1) for seg in segments)
+    # the supervised edit's star gets its accuracy interval too
+    starred = planted.assign(sup_edit_accuracy_io_lo=0.9, sup_edit_accuracy_io_hi=0.97)
+    figure = plot_edit_accuracy_vs_magnitude(starred)
+    io = next(a for a in figure.axes if a.get_title().endswith("attribute io"))
+    star = [seg for seg in _segments(io, INTERVAL_GID) if seg[0][0] == SUP_MAGNITUDE["io"]]
+    assert any(sorted([seg[0][1], seg[1][1]]) == pytest.approx([0.9, 0.97]) for seg in star)
+    pos = next(a for a in figure.axes if a.get_title().endswith("attribute pos"))
+    assert not _segments(pos, INTERVAL_GID)  # no pos intervals planted
+
+
 def test_borderline_panels_are_grey_and_hatched_not_causal_ones_only_grey(frame) -> None:
     from saebench.leaderboard.plots import BORDERLINE_GID
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from saebench import bootstrap
 from saebench.cli_leaderboard import leaderboard
-from saebench.leaderboard import upsert_row
+from saebench.leaderboard import read_leaderboard, upsert_row
 from saebench.leaderboard.ranking import (
     TIE,
     UNKNOWN,
@@ -67,7 +67,7 @@ def _write_run(directory, name, sae_hash, outcomes, ids):
     identity = {"model": "m", "model_processing": "{}", "task": "t", "hook": "h", "head": None,
                 "position": "END", "sae_hash": sae_hash}
     provenance = {"seed": 0, "n_prompts": len(ids), "n_fit_prompts": 100, "tau": 0.8,
-                  "task_version": "1", "coverage_min_prompts": 10}
+                  "task_version": "1", "coverage_min_prompts": 10, "coverage_prompts": len(ids)}
     path = directory / f"{name}.json"
     path.write_text(json.dumps({"identity": identity, "provenance": provenance}))
     bootstrap.save(bootstrap.sidecar_path(path), outcomes, {**META, "prompt_ids": ids})
@@ -130,13 +130,14 @@ def test_pareto_frontier_of_hand_made_rows():
     assert pareto_front([1, math.nan, 3], [0.1, 0.9, 0.2]) == [True, False, True]
 
 
-def _csv_row(name, index, n_prompts, value, half):
+def _csv_row(name, index, n_prompts, value, half, coverage_prompts=3000):
     return {
         "model": "tiny-ioi", "model_processing": "{}", "task": "ioi",
         "hook": "blocks.1.hook_resid_pre", "head": None, "position": "END",
         "sae_id": name, "sae_hash": f"{index:016x}", "sae_name": name, "architecture": "topk",
         "seed": 0, "n_prompts": n_prompts, "n_fit_prompts": 1000, "ks": "2", "tau": 0.8,
         "task_version": "1", "coverage_min_prompts": 10, "l0": 3.0 + index,
+        "coverage_prompts": coverage_prompts,
         "necessity": value, "necessity_lo": value - half, "necessity_hi": value + half,
     }
 
@@ -164,6 +165,31 @@ def test_show_sort_ranks_settings_groups_apart_and_marks_ties(tmp_path):
     assert TIE not in body["big-a"] and TIE not in body["big-c"]
     assert "ranked separately" in result.output and "n_prompts" in lines[0]
     assert len(settings_groups(pd.read_csv(csv))) == 2
+
+
+def test_rows_with_other_coverage_prompts_are_ranked_apart_and_old_rows_assume_n_prompts(
+    tmp_path,
+):
+    csv = tmp_path / "lb.csv"
+    upsert_row(csv, _csv_row("default", 0, 1000, 0.80, 0.02))
+    upsert_row(csv, _csv_row("few", 1, 1000, 0.90, 0.02, coverage_prompts=300))
+    header = csv.read_text().splitlines()[0].split(",")
+    old = {**_csv_row("old", 2, 1000, 0.85, 0.02)}
+    del old["coverage_prompts"]  # a row written before the setting
+    with csv.open("a") as handle:
+        handle.write(",".join(str(old.get(c, "")) if old.get(c) is not None else ""
+                              for c in header) + "\n")  # fmt: skip
+    frame = read_leaderboard(csv)
+    coverage = dict(zip(frame["sae_name"], frame["coverage_prompts"], strict=True))
+    # the old row computed coverage on its 1000 evaluation prompts
+    assert coverage == {"default": 3000, "few": 300, "old": 1000}
+    assert len(settings_groups(frame)) == 3
+    result = CliRunner().invoke(
+        leaderboard, ["show", str(csv), "--sort", "necessity", "--desc", "--plain"]
+    )
+    assert result.exit_code == 0, result.output
+    groups = [line for line in result.output.splitlines() if line.startswith("== ")]
+    assert len(groups) == 3 and all("coverage_prompts=" in line for line in groups)
 
 
 def test_show_prints_n_prompts_and_intervals_by_default(tmp_path):

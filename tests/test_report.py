@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from saebench import defaults
 from saebench.report import render
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_KS = [1, 2, 4, 8, 16, 32]
+DEFAULT_KS = list(defaults.DEFAULT_KS)
 ATTRIBUTES = ["io", "s", "pos"]
 
 
@@ -105,7 +106,7 @@ def test_default_k_list_fits_100_columns_in_few_rows() -> None:
     assert max(len(line) for line in lines) <= 100
     assert len(lines) <= 35  # was 58 rows with the default k list
     header = section(table, "control")[0].split()
-    assert header[-6:] == [f"k={k}" for k in DEFAULT_KS]
+    assert header[-len(DEFAULT_KS):] == [f"k={k}" for k in DEFAULT_KS]
     # a narrow terminal splits the k columns into blocks instead of overflowing
     narrow = render(metrics, ATTRIBUTES, DEFAULT_KS, "demo", details=DETAILS, tau=0.8, width=60)
     assert max(len(line) for line in narrow.splitlines()) <= 60

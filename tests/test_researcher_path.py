@@ -13,7 +13,8 @@ from saebench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SAES = REPO / "baselines" / "saes"
-FAST = ["--n-prompts", "30", "--n-fit-prompts", "200", "--k", "2,4", "--quiet", "--threads", "1"]
+FAST = ["--n-prompts", "30", "--n-fit-prompts", "200", "--k", "2,4", "--quiet", "--threads", "1",
+        "--coverage-prompts", "30"]
 
 
 def run_cli(args: list[str]):

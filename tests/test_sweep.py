@@ -12,6 +12,7 @@ import pytest
 from test_cli import run_cli, write_sae
 
 import saebench.sweep
+from saebench.defaults import DEFAULT_KS
 from saebench.leaderboard.schema import IDENTITY_COLUMNS
 from saebench.sweep import run_job, sweep
 from saebench.sweep_spec import SpecError, expand_spec, load_spec, parse_spec
@@ -287,17 +288,20 @@ def test_the_leaderboard_spec_names_exactly_the_shipped_rows_and_settings(
     expansions = [expand_spec(load_spec(REPO / f"sweeps/{s}.toml"), force=True) for s in specs]
     assert [e.errors for e in expansions] == [[]] * len(specs)
     columns = ["task", "hook", "head", "position", "sae_hash", "n_prompts", "n_fit_prompts",
-               "seed", "ks"]  # fmt: skip
+               "seed", "ks", "coverage_prompts"]  # fmt: skip
 
     def key(values) -> tuple:
         head = values["head"]
         head = None if head is None or pd.isna(head) or head == "" else int(head)
         settings = [int(values[c]) for c in ("n_prompts", "n_fit_prompts", "seed")]
         return (values["task"], values["hook"], head, values["position"], values["sae_hash"],
-                *settings, str(values["ks"]))  # fmt: skip
+                *settings, str(values["ks"]), int(values["coverage_prompts"]))  # fmt: skip
 
-    spec_rows = {key(item.identity) for e in expansions for job in e.jobs for item in job.items}
+    items = [item for e in expansions for job in e.jobs for item in job.items]
+    spec_rows = {key(item.identity) for item in items}
     shipped = read_leaderboard(REPO / f"leaderboard/{model}.csv")
     shipped_rows = {key(row) for _, row in shipped[columns].iterrows()}
     assert len(spec_rows) == len(shipped) == n_rows
     assert spec_rows == shipped_rows
+    # the specs sweep the default k grid
+    assert all(str(item.identity["ks"]) == ",".join(map(str, DEFAULT_KS)) for item in items)

@@ -454,6 +454,17 @@ def _series(row: pd.Series, column: str, ks: list[int]) -> tuple[np.ndarray, np.
     return np.array(k_arr, dtype=float), np.array(y_arr, dtype=float)
 
 
+def _at_ks(row: pd.Series, column: str, k_arr: np.ndarray) -> np.ndarray | None:
+    """``column`` (a template with ``{k}``) of ``row`` at each k of ``k_arr`` (NaN where
+    missing), or None when the row has no such column at all (an old CSV's interval)."""
+    if not any(column.format(k=int(k)) in row.index for k in k_arr):
+        return None
+    return np.array(
+        [pd.to_numeric(row.get(column.format(k=int(k))), errors="coerce") for k in k_arr],
+        dtype=float,
+    )
+
+
 def _best_member(group: pd.DataFrame, column: str, ks: list[int]):
     """Index of the row of ``group`` with the highest mean of ``column`` over k (first by
     name on ties), or None when no row has a value."""
@@ -666,12 +677,16 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     when a panel has few SAEs. Solid lines and filled markers: interpretation-agnostic
     (``edit_*``); dashed lines and hollow markers: interpretation-aware (``aware_edit_*``).
     Supervised dictionaries' own rows are black. Star: the supervised edit
-    (``sup_edit_magnitude_{a}``, ``sup_edit_accuracy_{a}``; gid :data:`SUPERVISED_GID`);
+    (``sup_edit_magnitude_{a}``, ``sup_edit_accuracy_{a}``, with its accuracy's interval;
+    gid :data:`SUPERVISED_GID`);
     dotted grey line: no-intervention agreement (``noint_accuracy_{a}``). A panel whose
     attribute is not causal at the node (``noint_accuracy_{a}`` > 0.5, see
-    :func:`saebench.leaderboard.table.not_causal`) is greyed and says so.
+    :func:`saebench.leaderboard.table.not_causal`) is greyed and says so. Error bars: the
+    95% interval of each point's edit accuracy (``…_lo`` / ``…_hi``, metrics.md §11), and of
+    its magnitude where the CSV has one (the leaderboard keeps magnitudes' intervals in the
+    run JSON only, :data:`saebench.leaderboard.schema.INTERVAL_METRICS`).
     """
-    title = "Edit accuracy vs edit magnitude (metrics.md §5)"
+    title = "Edit accuracy vs edit magnitude (metrics.md §5); bars: 95% intervals (§11)"
     attributes = [
         a for a in attributes_in(frame.columns) if any(f"_{a}_k" in c for c in frame.columns)
     ]
@@ -699,6 +714,12 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
                     if not len(k_arr) or len(k_arr) != len(k_mag):
                         continue
                     axis.plot(x_arr, y_arr, linestyle=style, color=colour, linewidth=0.9, alpha=0.8)
+                    _error_bars(
+                        axis, x_arr, y_arr,
+                        _k_bounds(row, f"{prefix}edit_magnitude_{attribute}_k{{k}}", k_arr),
+                        _k_bounds(row, f"{prefix}edit_accuracy_{attribute}_k{{k}}", k_arr),
+                        colour,
+                    )  # fmt: skip
                     axis.scatter(
                         x_arr, y_arr, s=10 + 8 * np.log2(k_arr), marker=marker,
                         color=colour if fill else "white", edgecolors=colour, linewidths=0.9,
@@ -728,6 +749,15 @@ def plot_edit_accuracy_vs_magnitude(frame: pd.DataFrame) -> Figure:
     return figure
 
 
+def _k_bounds(
+    row: pd.Series, column: str, k_arr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The interval ``({column}_lo, {column}_hi)`` of ``row`` at each k of ``k_arr`` (``column``
+    a template with ``{k}``), or None when the row has no such interval columns."""
+    lo, hi = _at_ks(row, column + "_lo", k_arr), _at_ks(row, column + "_hi", k_arr)
+    return None if lo is None or hi is None else (lo, hi)
+
+
 def _draw_supervised_edit(axis, rows: pd.DataFrame, attribute: str) -> None:
     """Supervised edit stars (or a dashed line when magnitude is missing), no-int. line."""
     acc_col, mag_col = f"sup_edit_accuracy_{attribute}", f"sup_edit_magnitude_{attribute}"
@@ -738,10 +768,17 @@ def _draw_supervised_edit(axis, rows: pd.DataFrame, attribute: str) -> None:
             for m, a in zip(mags, rows[acc_col], strict=True)
             if not pd.isna(a)
         }
+        bounds = _bounds(rows, acc_col)
         for mag, acc in sorted(pairs, key=lambda p: (math.isnan(p[0]), p)):
             if math.isnan(mag):
                 axis.axhline(acc, color=_SUPERVISED_COLOUR, linestyle="--", gid=SUPERVISED_GID)
             else:
+                if bounds is not None:  # the star's accuracy interval, from a row that has it
+                    at = np.flatnonzero(np.isclose(pd.to_numeric(rows[acc_col], errors="coerce"),
+                                                   acc) & np.isfinite(bounds[0]))  # fmt: skip
+                    if len(at):
+                        lo, hi = bounds[0][at[:1]], bounds[1][at[:1]]
+                        _error_bars(axis, [mag], [acc], None, (lo, hi), _SUPERVISED_COLOUR)
                 axis.scatter(
                     [mag], [acc], marker="*", s=220, color=_SUPERVISED_COLOUR, zorder=4,
                     edgecolors="white", linewidths=0.6, gid=SUPERVISED_GID,
@@ -769,10 +806,14 @@ def plot_interpretability_coverage(frame: pd.DataFrame) -> Figure:
     A curve of coverage against τ would say more, but it needs each value's best F1, which
     the leaderboard CSV does not keep (only coverage at the run's τ and the mean best F1): the
     dots show how far below τ an SAE's best latents sit.
+
+    Error bars: the 95% intervals of coverage (on the bar's end) and of the mean best F1 (on
+    the dot), from ``f1_coverage_{a}_lo`` / ``_hi`` and ``f1_mean_best_{a}_lo`` / ``_hi``
+    (metrics.md §11); a row without them gets none.
     """
     title = (
         "Interpretability (metrics.md §6): bars = coverage (share of values with a latent at "
-        "F1 ≥ τ), dots = mean best F1"
+        "F1 ≥ τ), dots = mean best F1; error bars: 95% intervals (§11)"
     )
     attributes = [a for a in attributes_in(frame.columns) if f"f1_coverage_{a}" in frame.columns]
     if not attributes:
@@ -800,6 +841,7 @@ def plot_interpretability_coverage(frame: pd.DataFrame) -> Figure:
             values = pd.to_numeric(rows[f"f1_coverage_{attribute}"], errors="coerce")
             values = values.to_numpy(dtype=float)
             axis.barh(y, np.nan_to_num(values), 0.75, color=colours, label=attribute)
+            _error_bars(axis, values, y, _bounds(rows, f"f1_coverage_{attribute}"), None, "black")
             for y_pos, value in zip(y, values, strict=True):
                 text = "n/a" if math.isnan(value) else f"{value:.2f}"
                 axis.text(
@@ -808,10 +850,9 @@ def plot_interpretability_coverage(frame: pd.DataFrame) -> Figure:
                 )  # fmt: skip
             best = f"f1_mean_best_{attribute}"
             if best in rows.columns:
-                axis.scatter(
-                    pd.to_numeric(rows[best], errors="coerce").to_numpy(dtype=float), y,
-                    marker="o", s=10, color="black", zorder=3,
-                )  # fmt: skip
+                best_values = pd.to_numeric(rows[best], errors="coerce").to_numpy(dtype=float)
+                _error_bars(axis, best_values, y, _bounds(rows, best), None, "#555555")
+                axis.scatter(best_values, y, marker="o", s=10, color="black", zorder=3)
             for tau in taus:
                 axis.axvline(tau, color="tab:red", linestyle=":", linewidth=1.0)
             axis.set_yticks(y, names if column_index == 0 else [""] * len(y), fontsize=7)

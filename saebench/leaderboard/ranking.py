@@ -177,8 +177,9 @@ def paired_tie(outcomes_a, outcomes_b, meta: dict, metric: str, n_bootstrap: int
         ("f1_", "latents_per_value", "dead_fraction")
     )
     if not needs_active:  # the F1 metrics are the costly part; skip them when not asked
-        outcomes_a = {k: v for k, v in outcomes_a.items() if k != "active"}
-        outcomes_b = {k: v for k, v in outcomes_b.items() if k != "active"}
+        skip = ("active", "cov_active")
+        outcomes_a = {k: v for k, v in outcomes_a.items() if k not in skip}
+        outcomes_b = {k: v for k, v in outcomes_b.items() if k not in skip}
     diffs = compare(outcomes_a, outcomes_b, meta, n_bootstrap=n_bootstrap, seed=seed,
                     metrics=[metric])
     if not diffs or not math.isfinite(diffs[0].lo):
@@ -215,7 +216,8 @@ def find_outcomes(directory: str | Path) -> dict[tuple[str, ...], Path]:
         cells = {**record.get("provenance", {}), **record["identity"]}
         cells = {k: "" if v is None else str(v) for k, v in cells.items()}
         cells.update(legacy_settings(cells))
-        for column in ("n_prompts", "n_fit_prompts", "seed", "coverage_min_prompts"):
+        for column in ("n_prompts", "n_fit_prompts", "seed", "coverage_min_prompts",
+                       "coverage_prompts"):
             if cells.get(column):
                 cells[column] = str(int(float(cells[column])))
         if cells.get("tau"):

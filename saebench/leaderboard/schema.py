@@ -7,7 +7,8 @@ groups, always in this order (``leaderboard/SCHEMA.md`` is the long form):
 2. descriptive: ``sae_name, architecture, data_source, d_sae`` and the SAE's hyperparameters
    (``d_in, k, l1_coefficient, training_tokens, sae_lens_release, sae_lens_id``)
 3. provenance and settings: ``saebench_version, git_commit, date, seed, n_prompts,
-   n_fit_prompts, ks, tau, task_version, wall_time_s, shared_wall_time_s``
+   n_fit_prompts, ks, tau, task_version, coverage_min_prompts, coverage_prompts,
+   n_bootstrap, wall_time_s, shared_wall_time_s``
 4. metrics, in :func:`metric_sort_key` order, then any column the schema does not know,
    alphabetically.
 
@@ -47,6 +48,7 @@ SETTINGS_COLUMNS: tuple[str, ...] = (
     "tau",
     "task_version",
     "coverage_min_prompts",
+    "coverage_prompts",
 )
 """Evaluation settings a row was computed with (the position is in the identity). Two rows of
 one identity with different settings are different results: the store never silently
@@ -101,12 +103,14 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
     "tau",
     "task_version",
     "coverage_min_prompts",
+    "coverage_prompts",
     "n_bootstrap",
     "wall_time_s",
     "shared_wall_time_s",
 )
 """Where every number came from: code version and commit, UTC date, the evaluation settings
-(seed, prompt counts, edit sizes ``ks`` as ``"1,2,4"``, F1 threshold, task version), and the
+(seed, prompt counts, edit sizes ``ks`` as ``"1,2,4"``, F1 threshold, task version, the
+coverage rule and the coverage prompts), and the
 wall time of scoring: the SAE's own (``wall_time_s``) and the node's SAE-independent
 preparation, shared by every SAE scored with it in one process (``shared_wall_time_s``)."""
 
@@ -123,6 +127,7 @@ INTEGER_COLUMNS: tuple[str, ...] = (
     "n_prompts",
     "n_fit_prompts",
     "coverage_min_prompts",
+    "coverage_prompts",
     "n_bootstrap",
     "sufficiency_uninformative",
 )
@@ -352,12 +357,17 @@ def column_sort_key(column: str) -> tuple:
 def legacy_settings(cells: dict[str, str]) -> dict[str, str]:
     """The settings cells a row written before they were recorded lacks: ``ks`` from the per-k
     metric columns it has values for, ``tau`` :data:`LEGACY_TAU` and ``task_version``
-    :data:`LEGACY_TASK_VERSION` (the only values any run had then). Cells already set are kept.
+    :data:`LEGACY_TASK_VERSION` (the only values any run had then),
+    ``coverage_min_prompts`` :data:`LEGACY_COVERAGE_MIN_PROMPTS`, and ``coverage_prompts``
+    the row's ``n_prompts``: before that setting the interpretability metrics were computed on
+    the evaluation prompts, which are the prompts ``coverage_prompts`` = ``n_prompts`` draws
+    (same split, count and seed). Cells already set are kept.
 
     >>> legacy_settings({"edit_accuracy_io_k2": "0.5", "edit_accuracy_io_k1": "0.2", "l0": "3"})
     {'ks': '1,2', 'tau': '0.8', 'task_version': '1', 'coverage_min_prompts': '1'}
-    >>> legacy_settings({"ks": "4", "tau": "0.5", "task_version": "2", "coverage_min_prompts": "9"})
-    {}
+    >>> legacy_settings({"n_prompts": "1000", "ks": "4", "tau": "0.5", "task_version": "2",
+    ...                  "coverage_min_prompts": "9"})
+    {'coverage_prompts': '1000'}
     """
     filled = {}
     if not cells.get("ks"):
@@ -370,6 +380,11 @@ def legacy_settings(cells: dict[str, str]) -> dict[str, str]:
         filled["task_version"] = LEGACY_TASK_VERSION
     if not cells.get("coverage_min_prompts"):
         filled["coverage_min_prompts"] = str(LEGACY_COVERAGE_MIN_PROMPTS)
+    if not cells.get("coverage_prompts") and cells.get("n_prompts"):
+        try:
+            filled["coverage_prompts"] = str(int(float(cells["n_prompts"])))
+        except ValueError:
+            pass
     return filled
 
 

@@ -82,6 +82,9 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "head": lambda v: _int(v, 0),
     "n_prompts": lambda v: _int(v, 10, MAX_N_PROMPTS),
     "n_fit_prompts": lambda v: _int(v, 10, MAX_N_PROMPTS),
+    "coverage_prompts": lambda v: _int(v, 10, MAX_N_PROMPTS),
+    "coverage_min_prompts": lambda v: _int(v, 1, MAX_N_PROMPTS),
+    "n_bootstrap": lambda v: _int(v, 0),
     "ks": _ks,
     "seed": lambda v: _int(v, 0, MAX_SEED),
     "batch_size": lambda v: _int(v, 1),
@@ -99,7 +102,12 @@ OPTIONAL = {
     "model", "task", "hook", "head", "position", "name", "device", "lock_timeout", "max_memory_mb"
 }
 """Settings that may be None (absent: the SAE's own, or a default)."""
-CLI_NAMES = {"ks": "--k", "cache_budget_mb": "--cache-budget", "max_memory_mb": "--max-memory"}
+CLI_NAMES = {
+    "ks": "--k",
+    "cache_budget_mb": "--cache-budget",
+    "max_memory_mb": "--max-memory",
+    "n_bootstrap": "--bootstrap",
+}
 
 
 def label(name: str, style: str) -> str:
@@ -124,6 +132,11 @@ def check_settings(values: Mapping[str, Any], style: str = "api", where: str = "
     Traceback (most recent call last):
     ...
     saebench.validation.settings.SettingsError: --tau must be a finite number (got nan)
+    >>> check_settings({"coverage_prompts": 3000, "coverage_min_prompts": 4000}, "cli")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    saebench.validation.settings.SettingsError: --coverage-min-prompts 4000 is more than ...
     """
     for name, value in values.items():
         rule = RULES.get(name)
@@ -133,3 +146,11 @@ def check_settings(values: Mapping[str, Any], style: str = "api", where: str = "
         if problem is not None:
             prefix = f"{where}: " if where else ""
             raise SettingsError(f"{prefix}{label(name, style)} {problem}")
+    cov, least = values.get("coverage_prompts"), values.get("coverage_min_prompts")
+    if isinstance(cov, int) and isinstance(least, int) and least > cov:
+        prefix = f"{where}: " if where else ""
+        raise SettingsError(
+            f"{prefix}{label('coverage_min_prompts', style)} {least} is more than "
+            f"{label('coverage_prompts', style)} {cov}: no attribute value could have that many "
+            "of the coverage prompts, so F1 coverage would never be measured"
+        )
