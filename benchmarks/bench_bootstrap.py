@@ -1,6 +1,6 @@
 """Cost of bootstrap intervals (docs/metrics.md §9): one process, one thread, tiny-ioi.
 
-Scores the shipped ``topk-k6-general`` SAE at ``blocks.1.hook_resid_pre`` @ END with default
+Scores the shipped ``topk-k6-general`` SAE at ``blocks.2.hook_resid_post`` @ END with default
 settings (1000 prompts, the supervised fit read from the default cache, warmed first) and
 prints the time of the run without intervals (prepare + score),
 the bootstrap's time at B = ``DEFAULT_N_BOOTSTRAP`` and the ratio (run with ÷ run without).

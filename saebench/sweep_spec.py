@@ -27,8 +27,8 @@ lists naming the SAEs::
     # optional node override: hook, head, position; name (an entry that is one SAE)
 
     [[node]]                           # a node and the SAEs to score there
-    hook = "blocks.0.attn.hook_z"
-    head = 2                           # optional
+    hook = "blocks.2.attn.hook_z"
+    head = 0                           # optional
     position = "END"                   # optional
     saes = ["baselines/saes/tiny-ioi/L2-z-h0-END/topk-k6-task", "supervised:mean"]
 

@@ -12,7 +12,7 @@ import pytest
 from saebench import bootstrap, evaluate
 from saebench.defaults import DEFAULT_COVERAGE_PROMPTS
 
-SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L1-resid_pre-END"
+SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END"
 ATTRIBUTES = ("io", "s", "pos")
 
 

@@ -98,7 +98,7 @@ def test_saebench_run_scores_an_sae_on_the_installed_plugin(plugin, tmp_path):
     record = json.loads(out.read_text())
     assert record["identity"]["task"] == TASK
     assert record["identity"]["task_version"] == "1"  # ObjectRecallTask.version
-    assert record["identity"]["hook"] == "blocks.1.hook_resid_pre"
+    assert record["identity"]["hook"] == "blocks.2.hook_resid_post"
     assert record["identity"]["position"] == "END"
     metrics = record["metrics"]
     for key in ("clean_logit_diff", "fvu", "sufficiency", "necessity", "sup_fvu"):
