@@ -117,9 +117,10 @@ def test_example_spec_expands_into_one_job_per_node_of_the_shipped_saes(monkeypa
     expansion = expand_spec(load_spec(REPO / "sweeps/example-tiny-ioi.toml"))
     assert expansion.errors == []
     jobs = {job.node: [item.name for item in job.items] for job in expansion.jobs}
-    assert set(jobs) == {RESID, Z_HEAD}
-    assert len(jobs[RESID]) == 6 and all(n.startswith("topk-") for n in jobs[RESID])
-    assert "supervised:mean" in jobs[Z_HEAD]
+    resid, z_head = "blocks.2.hook_resid_post@END", "blocks.2.attn.hook_z[0]@END"
+    assert set(jobs) == {resid, z_head}
+    assert len(jobs[resid]) == 6 and all(n.startswith("topk-") for n in jobs[resid])
+    assert "supervised:mean" in jobs[z_head]
 
 
 def test_local_sweep_writes_one_row_per_sae_and_node_and_a_rerun_skips_every_job(
