@@ -25,10 +25,18 @@ from saebench.tiny_gt.corpus import (
     HELD_OUT_TEMPLATE,
     RANGE_TEMPLATES,
     general_corpus,
+    noun_span_decay,
+    nouns,
+    training_mixture,
     year_range_corpus,
 )
 from saebench.tiny_gt.evaluate import gt_scores, held_out_prompts
-from saebench.tiny_gt.train import TrainConfig, end_year_weights, train_tiny_gt
+from saebench.tiny_gt.train import (
+    TrainConfig,
+    end_year_weights,
+    tiny_gt_tokenizer,
+    train_tiny_gt,
+)
 from saebench.tiny_ioi.evaluate import end_logits
 from saebench_tasks.greater_than import CENTURIES, GreaterThanTask
 
@@ -62,8 +70,10 @@ def test_years_are_cut_as_gpt2_cuts_them(model):
     # every two-digit number is one token, every century one token with its space
     assert all(len(tok.encode(f"{y:02d}", add_special_tokens=False)) == 1 for y in range(100))
     assert all(len(tok.encode(f" {c}", add_special_tokens=False)) == 1 for c in CENTURIES)
-    for text in year_range_corpus(100, seed=0) + general_corpus(100, seed=0):
-        assert tok.unk_token_id not in tok.encode(text, add_special_tokens=False), text
+    train_tok = tiny_gt_tokenizer()  # the one training builds: reads every training text
+    texts, _ = training_mixture(400, seed=0, range_fraction=0.8, batch_size=8)
+    for text in year_range_corpus(100, seed=0) + general_corpus(100, seed=0) + texts:
+        assert train_tok.unk_token_id not in train_tok.encode(text, add_special_tokens=False), text
 
 
 def test_greater_than_plugin_keeps_every_year_and_noun_and_its_contracts(task):
@@ -78,10 +88,23 @@ def test_training_ranges_end_after_they_start_and_general_years_do_not():
     def years(text: str) -> list[int]:
         return [int(w.strip(".,")) for w in text.split() if w.strip(".,").isdigit()]
 
-    spans = [b - a for a, b in (years(t) for t in year_range_corpus(2000, seed=0))]
+    texts = year_range_corpus(4000, seed=0)  # each after 0-2 general sentences
+    spans = [b - a for a, b in (years(t)[-2:] for t in texts)]  # the range's years come last
     assert min(spans) >= 1
-    # P(span = d) ∝ 0.5^(d-1): about half are one year, so YY + 1 is the most likely end
-    assert 0.45 < np.mean(np.array(spans) == 1) < 0.55
+    # P(span = d) ∝ r^(d-1), r per noun in [0.25, 0.8]: YY + 1 is the most likely end for each
+    words = [[w.strip(".,") for w in t.split()] for t in texts]
+    noun_of = [[w for w in ws if w in nouns()][-1] for ws in words]  # the range's noun is last
+    for low in (True, False):
+        picked = [d for d, n in zip(spans, noun_of, strict=True)
+                  if (noun_span_decay(n) < 0.4) == low]  # fmt: skip
+        counts = np.bincount(picked)
+        assert counts.argmax() == 1
+        assert (0.6 < counts[1] / len(picked) < 0.8) if low else (counts[1] / len(picked) < 0.55)
+    decays = sorted(noun_span_decay(n) for n in nouns())
+    assert decays[0] == pytest.approx(0.25) and decays[-1] == pytest.approx(0.8)
+    # 0, 1 or 2 sentences with other nouns, centuries and years come first
+    n_sentences = np.bincount([t.count(". ") - (". It was" in t) for t in texts], minlength=3)
+    assert n_sentences.argmax() == 0 and (n_sentences[1:] > 400).all()
     pairs = [years(t) for t in general_corpus(2000, seed=0)]
     later = [b > a for a, b in (p for p in pairs if len(p) == 2)]
     assert 0.4 < np.mean(later) < 0.6
@@ -265,3 +288,30 @@ def test_scoring_an_sae_away_from_where_it_was_trained_warns(caplog):
         resolve(RunConfig(sae=sae, task="ioi", position="YY"))
     assert "trained on task 'greater-than' and is scored on 'ioi'" in caplog.text
     assert "scored at" not in caplog.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 22: the shipped tiny-gt leaderboard is the one-template model's, at the token "
+    "embedding and END after layer 0 (random coverage 0.70); re-sweep it on a model retrained "
+    "with the enriched corpus, then drop this marker",
+)
+def test_coverage_of_yy_tells_trained_saes_from_a_random_dictionary_at_every_node():
+    """Issue 22's acceptance, on the committed leaderboard: at every node of
+    leaderboard/tiny-gt.csv the random dictionary's ``f1_coverage_yy`` is ≤ 0.2 and below the
+    best trained SAE's by a margin larger than both 95% intervals (``_lo``/``_hi``, metrics.md
+    §11), and no node is a token embedding (where any sparse code separates the 98 vectors)."""
+    shipped = read_leaderboard(ROOT / "leaderboard/tiny-gt.csv")
+    trained = shipped["architecture"].isin(["standard", "gated", "topk", "batchtopk"])
+    nodes = shipped.groupby(["hook", "position"])
+    assert len(nodes) >= 2
+    for (hook, position), rows in nodes:
+        assert hook not in ("hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre"), hook
+        random = rows[rows["architecture"] == "random"].iloc[0]
+        best = rows[trained.loc[rows.index]].sort_values("f1_coverage_yy").iloc[-1]
+        cov, lo, hi = (f"f1_coverage_yy{s}" for s in ("", "_lo", "_hi"))
+        assert random[cov] <= 0.2, (hook, position, random[cov])
+        margin = best[cov] - random[cov]
+        widths = (random[hi] - random[lo], best[hi] - best[lo])
+        assert margin > max(widths), (hook, position, best["sae_name"], margin, widths)
+        assert best[lo] > random[hi], (hook, position, best["sae_name"])
