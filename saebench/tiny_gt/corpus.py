@@ -3,13 +3,15 @@
 - Year ranges (``RANGE_TEMPLATES``): an event that lasted from a start year ``[XX][YY]`` to
   an end year ``[XX][ZZ]`` of the same century, ZZ > YY, in one of several sentence forms. The
   first template is the Greater-Than plugin's own prompt with its answer. The span
-  d = ZZ − YY is drawn from a truncated geometric distribution whose decay depends on the
-  event: P(d) ∝ r_noun ** (d − 1) for 1 ≤ d ≤ 99 − YY, with r_noun = ``noun_span_decay(noun)``
-  between ``SPAN_DECAY_RANGE`` (a feud is short, a dynasty long; the assignment is a fixed
-  seeded draw, not a fact about the words). Every event's most likely end year is YY + 1 and
-  every one ≤ YY has probability 0, so a model that learns the text puts its mass on the
-  years after YY, and how it spreads that mass depends on the noun: the prediction at the
-  end century needs the noun as well as YY.
+  d = ZZ − YY, 1 ≤ d ≤ 99 − YY, is drawn with
+  P(d) ∝ r ** (d − 1) + w · [d = D_noun], r = clip(r_noun ** f_century, ``SPAN_DECAY_RANGE``):
+  each event has its own decay r_noun (evenly spaced over ``SPAN_DECAY_RANGE``) and typical
+  span D_noun (``TYPICAL_SPAN_RANGE``), each century its own power f_century
+  (``CENTURY_SPAN_POWER_RANGE``), w = ``TYPICAL_SPAN_WEIGHT`` < 1; all are fixed seeded draws,
+  not facts about the words. Every event's most likely end year is YY + 1 and every one ≤ YY
+  has probability 0, so a model that learns the text puts its mass on the years after YY, and
+  how it spreads that mass depends on the noun and the century: the prediction at the end
+  century needs them as well as YY.
 - Context (preamble): a text is preceded by 0, 1 or 2 sentences (probabilities
   ``PREAMBLE_PROBS``) from ``GENERAL_TEMPLATES``, with their own nouns, centuries and years,
   so the start year to compare with is the one of the last sentence, not any year in sight.
@@ -24,7 +26,7 @@ Nouns are the Greater-Than plugin's list (both halves: the model is the subject,
 centuries are 11–17, the start year's YY is uniform on 00–98.
 
 >>> year_range_corpus(2, seed=0)[0]
-'The festival of 1295 was long. Historians date the expedition from 1123 to 1125.'
+'The festival of 1295 was long. Historians date the expedition from 1123 to 1128.'
 >>> general_corpus(1, seed=0)
 ['In 1340 the voyage ended, and in 1322 another one began.']
 """
@@ -71,9 +73,21 @@ GENERAL_TEMPLATES: tuple[str, ...] = (
 TASK_TEMPLATE_FRACTION = 0.25
 """Fraction of year-range texts from ``TASK_TEMPLATE``; the others' templates are uniform."""
 
-SPAN_DECAY_RANGE = (0.25, 0.8)
+SPAN_DECAY_RANGE = (0.1, 0.75)
 """P(end − start = d) ∝ r ** (d − 1), r per noun, evenly spaced over this range (a short span
 is always more likely than a long one, by how much depends on the event)."""
+
+CENTURY_SPAN_POWER_RANGE = (0.6, 1.6)
+"""The century's power f_century on the noun's decay, evenly spaced over this range and dealt
+to the centuries in a seeded order: r = clip(r_noun ** f_century, ``SPAN_DECAY_RANGE``), so
+the same event lasts longer in some centuries than in others."""
+
+TYPICAL_SPAN_RANGE = (3, 40)
+"""Every event's typical span D_noun, evenly spaced over this range (rounded) and dealt to the
+nouns in a seeded order: P(d) gets ``TYPICAL_SPAN_WEIGHT`` added at d = D_noun."""
+
+TYPICAL_SPAN_WEIGHT = 0.4
+"""Weight of the typical span next to r ** 0 = 1 at d = 1 (below 1: YY + 1 stays the mode)."""
 
 PREAMBLE_PROBS = (0.5, 0.3, 0.2)
 """P(0, 1, 2 general sentences before a year range)."""
@@ -93,9 +107,38 @@ def _span_decays() -> dict[str, float]:
     return {nouns()[i]: float(decays[rank]) for rank, i in enumerate(order)}
 
 
+@cache
+def _typical_spans() -> dict[str, int]:
+    """Every noun's typical span: ``TYPICAL_SPAN_RANGE`` evenly spaced, dealt in a seeded order."""
+    order = np.random.default_rng(1734).permutation(len(nouns()))
+    spans = np.rint(np.linspace(*TYPICAL_SPAN_RANGE, len(nouns()))).astype(int)
+    return {nouns()[i]: int(spans[rank]) for rank, i in enumerate(order)}
+
+
+def typical_span(noun: str) -> int:
+    """D_noun: the span with extra weight ``TYPICAL_SPAN_WEIGHT`` for year ranges of ``noun``."""
+    return _typical_spans()[noun]
+
+
 def noun_span_decay(noun: str) -> float:
-    """r_noun: P(end − start = d) ∝ r_noun ** (d − 1) for year ranges of ``noun``."""
+    """r_noun: the event's own span decay (before the century's power)."""
     return _span_decays()[noun]
+
+
+@cache
+def _century_powers() -> dict[int, float]:
+    """Every century's power on the span decay: ``CENTURY_SPAN_POWER_RANGE`` evenly spaced,
+    dealt in a seeded order."""
+    order = np.random.default_rng(1733).permutation(len(CENTURIES))
+    powers = np.linspace(*CENTURY_SPAN_POWER_RANGE, len(CENTURIES))
+    return {CENTURIES[i]: float(powers[rank]) for rank, i in enumerate(order)}
+
+
+def span_decay(noun: str, century: int) -> float:
+    """r: P(end − start = d) ∝ r ** (d − 1) for year ranges of ``noun`` in ``century``,
+    r = clip(r_noun ** f_century, ``SPAN_DECAY_RANGE``)."""
+    r = noun_span_decay(noun) ** _century_powers()[century]
+    return float(np.clip(r, *SPAN_DECAY_RANGE))
 
 
 def _fill(template: str, noun: str, century: int, yy: int, zz: int) -> str:
@@ -107,10 +150,11 @@ def _fill(template: str, noun: str, century: int, yy: int, zz: int) -> str:
     )
 
 
-def span(rng: np.random.Generator, yy: int, decay: float) -> int:
-    """An end-year offset d in 1 … 99 − yy with P(d) ∝ ``decay`` ** (d − 1)."""
+def span(rng: np.random.Generator, yy: int, decay: float, typical: int = 0) -> int:
+    """An end-year offset d in 1 … 99 − yy with
+    P(d) ∝ ``decay`` ** (d − 1) + ``TYPICAL_SPAN_WEIGHT`` · [d = ``typical``]."""
     d_D = np.arange(1, 100 - yy)
-    p_D = decay ** (d_D - 1.0)
+    p_D = decay ** (d_D - 1.0) + TYPICAL_SPAN_WEIGHT * (d_D == typical)
     return int(rng.choice(d_D, p=p_D / p_D.sum()))
 
 
@@ -130,12 +174,14 @@ def preamble_count(rng: np.random.Generator) -> int:
 
 def year_range_text(template: str, rng: np.random.Generator, n_preamble: int = 0) -> str:
     """One year-range text from ``template`` after ``n_preamble`` general sentences: YY uniform
-    on 00–98, ZZ = YY + ``span`` with the noun's decay."""
+    on 00–98, ZZ = YY + ``span`` with the noun's and the century's decay and the noun's
+    typical span."""
     preamble = [general_sentence(rng) for _ in range(n_preamble)]
     noun = nouns()[rng.integers(len(nouns()))]
     century = int(rng.choice(CENTURIES))
     yy = int(rng.integers(99))
-    text = _fill(template, noun, century, yy, yy + span(rng, yy, noun_span_decay(noun)))
+    d = span(rng, yy, span_decay(noun, century), typical_span(noun))
+    text = _fill(template, noun, century, yy, yy + d)
     return " ".join([*preamble, text])
 
 
