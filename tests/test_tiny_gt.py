@@ -27,7 +27,10 @@ from saebench.tiny_gt.corpus import (
     general_corpus,
     noun_span_decay,
     nouns,
+    span_decay,
+    span_probabilities,
     training_mixture,
+    typical_span,
     year_range_corpus,
 )
 from saebench.tiny_gt.evaluate import gt_scores, held_out_prompts
@@ -43,7 +46,7 @@ from saebench_tasks.greater_than import CENTURIES, GreaterThanTask
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = EMBEDDED_MODELS_DIR / "tiny-gt"
 SHIPPED_NODE = Node("blocks.1.hook_resid_pre", "END")
-SHIPPED_SAE = str(ROOT / "baselines/saes/tiny-gt/L1-resid_pre-END/topk-k6-task")
+SHIPPED_SAE = str(ROOT / "baselines/saes/tiny-gt/L0-z-h0-END/topk-k6-task")
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +92,26 @@ def test_training_ranges_end_after_they_start_and_general_years_do_not():
         return [int(w.strip(".,")) for w in text.split() if w.strip(".,").isdigit()]
 
     texts = year_range_corpus(4000, seed=0)  # each after 0-2 general sentences
-    spans = [b - a for a, b in (years(t)[-2:] for t in texts)]  # the range's years come last
+    ranges = [years(t)[-2:] for t in texts]  # the range's years come last
+    spans = [b - a for a, b in ranges]
     assert min(spans) >= 1
-    # P(span = d) ∝ r^(d-1), r per noun in [0.25, 0.8]: YY + 1 is the most likely end for each
+    # P(d) ∝ r^(d-1) + w·[d = D_noun], r = clip(r_noun^f_century): the drawn spans follow it
     words = [[w.strip(".,") for w in t.split()] for t in texts]
     noun_of = [[w for w in ws if w in nouns()][-1] for ws in words]  # the range's noun is last
-    for low in (True, False):
-        picked = [d for d, n in zip(spans, noun_of, strict=True)
-                  if (noun_span_decay(n) < 0.4) == low]  # fmt: skip
-        counts = np.bincount(picked)
-        assert counts.argmax() == 1
-        assert (0.6 < counts[1] / len(picked) < 0.8) if low else (counts[1] / len(picked) < 0.55)
+    p_B = [span_probabilities(a % 100, span_decay(n, a // 100), typical_span(n))
+           for (a, _), n in zip(ranges, noun_of, strict=True)]  # fmt: skip
+    d_B = np.array(spans)
+    assert np.mean(d_B == 1) == pytest.approx(np.mean([p[0] for p in p_B]), abs=0.03)
+    typical_B = np.array([typical_span(n) for n in noun_of])
+    at_typical = [p[t - 1] if t <= len(p) else 0.0 for p, t in zip(p_B, typical_B, strict=True)]
+    expected = np.mean(at_typical)
+    assert np.mean(d_B == typical_B) == pytest.approx(expected, abs=0.02)
+    # YY + 1 is the most likely end year for every event, century and start year
+    assert all(span_probabilities(yy, span_decay(n, c), typical_span(n)).argmax() == 0
+               for n in nouns() for c in CENTURIES for yy in range(0, 99, 7))  # fmt: skip
     decays = sorted(noun_span_decay(n) for n in nouns())
-    assert decays[0] == pytest.approx(0.25) and decays[-1] == pytest.approx(0.8)
+    assert decays[0] == pytest.approx(0.1) and decays[-1] == pytest.approx(0.75)
+    assert len({span_decay(n, c) for n in nouns() for c in CENTURIES}) > 300  # event x century
     # 0, 1 or 2 sentences with other nouns, centuries and years come first
     n_sentences = np.bincount([t.count(". ") - (". It was" in t) for t in texts], minlength=3)
     assert n_sentences.argmax() == 0 and (n_sentences[1:] > 400).all()
@@ -219,8 +229,9 @@ def test_the_causal_map_puts_yy_at_every_shipped_leaderboard_node(model):
     assert len(causal_map) == per_position * 4 * 3  # NOUN, XX1, YY, END × 3 attributes
     yy = causal_map[causal_map["attribute"] == "yy"].set_index("node")
     shipped = read_leaderboard(ROOT / "leaderboard/tiny-gt.csv")
-    nodes = {f"{r.hook}@{r.position}" for r in shipped.itertuples()}
-    assert len(nodes) == 2
+    nodes = {str(Node(r.hook, r.position, None if pd.isna(r.head) else int(r.head)))
+             for r in shipped.itertuples()}  # fmt: skip
+    assert nodes
     for node in nodes:
         assert yy.loc[node, "noint_accuracy"] <= 0.5 and yy.loc[node, "sup_edit_accuracy"] >= 0.8
     others = causal_map[causal_map["attribute"] != "yy"]
@@ -243,7 +254,7 @@ def test_the_causal_map_puts_yy_at_every_shipped_leaderboard_node(model):
 
 @pytest.mark.parametrize(
     ("sae_dir", "task", "hint"),
-    [("tiny-gt/L1-resid_pre-END/topk-k6-task", "ioi", "tiny-ioi"),
+    [("tiny-gt/L0-z-h0-END/topk-k6-task", "ioi", "tiny-ioi"),
      ("tiny-ioi/L1-resid_pre-END/topk-k6-task", "greater-than", "tiny-gt")],
 )  # fmt: skip
 def test_a_task_the_models_vocabulary_lacks_is_refused_with_the_right_model(sae_dir, task, hint):
@@ -278,24 +289,17 @@ def test_prompts_with_the_unknown_token_are_refused(model, task):
 
 
 def test_scoring_an_sae_away_from_where_it_was_trained_warns(caplog):
-    sae = str(ROOT / "baselines/saes/tiny-gt/L0-resid_pre-YY/topk-k6-task")
-    config = RunConfig(sae=sae, task="greater-than", position="END")
+    config = RunConfig(sae=SHIPPED_SAE, task="greater-than", position="YY")
     with caplog.at_level("WARNING", logger="saebench.run"):
         resolve(config)
-    assert "trained on activations at YY and is scored at END" in caplog.text
+    assert "trained on activations at END and is scored at YY" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="saebench.run"):
-        resolve(RunConfig(sae=sae, task="ioi", position="YY"))
+        resolve(RunConfig(sae=SHIPPED_SAE, task="ioi", position="END"))
     assert "trained on task 'greater-than' and is scored on 'ioi'" in caplog.text
     assert "scored at" not in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: the shipped tiny-gt leaderboard is the one-template model's, at the token "
-    "embedding and END after layer 0 (random coverage 0.70); re-sweep it on a model retrained "
-    "with the enriched corpus, then drop this marker",
-)
 def test_coverage_of_yy_tells_trained_saes_from_a_random_dictionary_at_every_node():
     """Issue 22's acceptance, on the committed leaderboard: at every node of
     leaderboard/tiny-gt.csv the random dictionary's ``f1_coverage_yy`` is ≤ 0.2 and below the
@@ -303,9 +307,9 @@ def test_coverage_of_yy_tells_trained_saes_from_a_random_dictionary_at_every_nod
     §11), and no node is a token embedding (where any sparse code separates the 98 vectors)."""
     shipped = read_leaderboard(ROOT / "leaderboard/tiny-gt.csv")
     trained = shipped["architecture"].isin(["standard", "gated", "topk", "batchtopk"])
-    nodes = shipped.groupby(["hook", "position"])
-    assert len(nodes) >= 2
-    for (hook, position), rows in nodes:
+    nodes = shipped.groupby(["hook", "head", "position"], dropna=False)
+    assert len(nodes) >= 1
+    for (hook, _, position), rows in nodes:
         assert hook not in ("hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre"), hook
         random = rows[rows["architecture"] == "random"].iloc[0]
         best = rows[trained.loc[rows.index]].sort_values("f1_coverage_yy").iloc[-1]

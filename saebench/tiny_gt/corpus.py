@@ -150,12 +150,18 @@ def _fill(template: str, noun: str, century: int, yy: int, zz: int) -> str:
     )
 
 
-def span(rng: np.random.Generator, yy: int, decay: float, typical: int = 0) -> int:
-    """An end-year offset d in 1 … 99 − yy with
+def span_probabilities(yy: int, decay: float, typical: int = 0) -> np.ndarray:
+    """P(d) for d = 1 … 99 − yy (entry d − 1):
     P(d) ∝ ``decay`` ** (d − 1) + ``TYPICAL_SPAN_WEIGHT`` · [d = ``typical``]."""
     d_D = np.arange(1, 100 - yy)
     p_D = decay ** (d_D - 1.0) + TYPICAL_SPAN_WEIGHT * (d_D == typical)
-    return int(rng.choice(d_D, p=p_D / p_D.sum()))
+    return p_D / p_D.sum()
+
+
+def span(rng: np.random.Generator, yy: int, decay: float, typical: int = 0) -> int:
+    """An end-year offset d in 1 … 99 − yy drawn from ``span_probabilities``."""
+    p_D = span_probabilities(yy, decay, typical)
+    return int(rng.choice(np.arange(1, len(p_D) + 1), p=p_D))
 
 
 def general_sentence(rng: np.random.Generator) -> str:
