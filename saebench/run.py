@@ -109,6 +109,10 @@ class RunConfig:
     """The SAE's name within a call of several (:func:`saebench.discover.expand`): the
     ``{sae}`` of the JSON path and the display name when neither ``name`` nor the SAE's
     metadata gives one. None: the last part of ``sae``."""
+    sae_id: str | None = None
+    """What the leaderboard row's ``sae_id`` records; None: ``sae``. A sweep passes the path as
+    its spec writes it (relative to the working directory) while ``sae`` is made absolute for
+    workers elsewhere, so committed leaderboards hold no machine's absolute paths."""
     skip_existing: bool = False
     """Skip the SAE, before any work, when the leaderboard already has its row at this node
     computed with the same settings."""
@@ -338,7 +342,7 @@ def identity_of(
         "hook": node.hook_name,
         "head": node.head,
         "position": node.position,
-        "sae_id": config.sae,
+        "sae_id": config.sae_id or config.sae,
         "sae_hash": sae_hash,
         "sae_name": config.name or cfg.get("metadata", {}).get("sae_name") or default_name,
         "architecture": config.architecture or cfg.get("metadata", {}).get("saebench_kind") or arch,

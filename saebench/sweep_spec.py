@@ -42,7 +42,8 @@ SAELens release id, ``supervised:mean`` / ``supervised:lstsq`` (these need a nod
 for the leaderboard identity), then groups the SAEs by (model, node) into :class:`Job`\\ s:
 one job loads its model once and shares the SAE-independent work across its SAEs
 (:func:`saebench.run.run_outcomes`). SAE paths that exist are made absolute, so a worker
-whose working directory differs (a Ray cluster sharing the file system) finds them.
+whose working directory differs (a Ray cluster sharing the file system) finds them; the
+leaderboard's ``sae_id`` keeps the path as the spec writes it (e.g. repo-relative).
 """
 
 from __future__ import annotations
@@ -338,6 +339,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
             local = Path(item.spec).expanduser()
             config = RunConfig(
                 sae=str(local.absolute()) if local.exists() else item.spec,
+                sae_id=item.spec,
                 task=s["task"],
                 model=s["model"],
                 hook=entry.hook,

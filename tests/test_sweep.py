@@ -116,6 +116,10 @@ def test_example_spec_expands_into_one_job_per_node_of_the_shipped_saes(monkeypa
     assert set(jobs) == {RESID, Z_HEAD}
     assert len(jobs[RESID]) == 6 and all(n.startswith("topk-") for n in jobs[RESID])
     assert "supervised:mean" in jobs[Z_HEAD]
+    # workers get absolute paths; the leaderboard's sae_id keeps the spec's relative one
+    ids = {i.config.sae_id: i for job in expansion.jobs for i in job.items}
+    item = ids["baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-task"]
+    assert Path(item.config.sae).is_absolute()
 
 
 def test_local_sweep_writes_one_row_per_sae_and_node_and_a_rerun_skips_every_job(
