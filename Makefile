@@ -81,8 +81,11 @@ leaderboard: install
 	$(BIN)/saebench leaderboard export leaderboard/tiny-ioi.csv --readme leaderboard/README.md --plots leaderboard/plots
 
 # The Greater-Than leaderboard on the second embedded model, tiny-gt: the nodes where its causal
-# map finds `yy` causal and linearly editable (about 15 minutes on 2 CPU cores).
-GT_LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@END blocks.0.hook_resid_pre@YY
+# map finds `yy` causal and linearly editable, after some computation (no token embedding), and
+# where a random dictionary's `yy` coverage is at most 0.2 (issue 22): layer 0's head 0 output
+# at END, the head that moves the start year. The residual stream at END (causal too) is left
+# out: a random dictionary still covers 0.37-0.42 of the years there. About 10 minutes on 2 cores.
+GT_LEADERBOARD_NODES ?= blocks.0.attn.hook_z[0]@END
 
 leaderboard-gt: install
 	$(BIN)/saebench map --model tiny-gt --task greater-than --positions NOUN,XX1,YY,END --n-prompts 1000 \

@@ -11,7 +11,7 @@ processes (one thread each).
         --node 'blocks.2.hook_resid_pre@END' --node 'blocks.1.attn.hook_z[0]@END'
     python -m saebench_baselines.sweep --model tiny-gt --task greater-than \\
         --out baselines/saes/tiny-gt --leaderboard leaderboard/tiny-gt.csv \\
-        --node 'blocks.1.hook_resid_pre@END'
+        --node 'blocks.0.attn.hook_z[0]@END'
 
 Nodes are written as ``str(Node)`` prints them: ``HOOK[HEAD]@POSITION`` (head optional).
 Without ``--node`` the sweep uses :func:`default_nodes` (the middle residual stream and the

@@ -79,16 +79,16 @@ def test_a_folder_ends_with_one_comparison_table_of_at_most_40_lines(tmp_path, m
 
 def test_a_tiny_gt_sae_scores_on_its_own_task_and_position(tmp_path, monkeypatch):
     monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
-    sae = SAES / "tiny-gt" / "L0-resid_pre-YY" / "topk-k6-task"
+    sae = SAES / "tiny-gt" / "L0-z-h0-END" / "topk-k6-task"
     result = run_cli(["run", "--sae", str(sae), *FAST])
     assert result.exit_code == 0, result.output
-    assert "greater-than at blocks.0.hook_resid_pre@YY" in result.output
+    assert "greater-than at blocks.0.attn.hook_z[0]@END" in result.output
     assert "task, hook, position from the SAE's own record" in result.output
     row = pd.read_csv(tmp_path / "tiny-gt.csv").iloc[0]
-    assert (row["task"], row["position"]) == ("greater-than", "YY")
+    assert (row["task"], row["position"], row["head"]) == ("greater-than", "END", 0)
     # flags override
-    other = run_cli(["run", "--sae", str(sae), *FAST, "--position", "END", "--no-leaderboard"])
-    assert other.exit_code == 0 and "@END" in other.output
+    other = run_cli(["run", "--sae", str(sae), *FAST, "--position", "YY", "--no-leaderboard"])
+    assert other.exit_code == 0 and "@YY" in other.output
 
 
 def test_nodes_lists_hooks_widths_positions_and_causal_nodes():

@@ -11,7 +11,7 @@ from saebench.leaderboard import read_leaderboard
 from saebench.sae_io import load_sae
 
 ROOT = Path(__file__).resolve().parents[1]
-N_NODES = {"tiny-ioi": 3, "tiny-gt": 2}
+N_NODES = {"tiny-ioi": 3, "tiny-gt": 1}
 TRAINED = ("standard", "gated", "topk", "batchtopk")
 REFERENCES = ("frozen_decoder", "random", "pca", "supervised_mean", "supervised_lstsq")
 

@@ -18,9 +18,9 @@ from saebench.sweep import run_job, sweep
 from saebench.sweep_spec import SpecError, expand_spec, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_IOI_ROWS, TINY_GT_ROWS = 145, 58
+TINY_IOI_ROWS, TINY_GT_ROWS = 145, 29
 """Rows of the shipped leaderboards: every baseline and the two supervised dictionaries at each
-node (tiny-ioi: 5 nodes over the tasks ioi and ioi-order; tiny-gt: 2)."""
+node (tiny-ioi: 5 nodes over the tasks ioi and ioi-order; tiny-gt: 1)."""
 RESID = "blocks.1.hook_resid_pre@END"
 Z_HEAD = "blocks.0.attn.hook_z[2]@END"
 TIME_COLUMNS = ("date", "wall_time_s", "shared_wall_time_s")

@@ -58,8 +58,8 @@ class TrainConfig(ScheduleConfig):
     """Residual stream width."""
     n_heads: int = 4
     """Attention heads per block (``d_head = d_model / n_heads``)."""
-    n_ctx: int = 32
-    """Maximum sequence length."""
+    n_ctx: int = 64
+    """Maximum sequence length (a year range after two general sentences is under 50)."""
     positional_embedding: str = "standard"
     """Learned absolute positions, as GPT-2."""
 
@@ -102,7 +102,9 @@ def _train(cfg: TrainConfig, show_progress: bool) -> tuple:
     model.train()
 
     optimizer = make_optimizer(model, cfg)
-    texts, is_range_N = training_mixture(cfg.steps * cfg.batch_size, cfg.seed, cfg.range_fraction)
+    texts, is_range_N = training_mixture(
+        cfg.steps * cfg.batch_size, cfg.seed, cfg.range_fraction, cfg.batch_size
+    )
     is_range_N = torch.as_tensor(is_range_N)
     losses = np.zeros(cfg.steps)
     for step in tqdm(range(cfg.steps), disable=not show_progress, desc=NAME):
