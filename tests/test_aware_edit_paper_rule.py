@@ -102,7 +102,7 @@ def test_aware_edit_equals_the_hand_computed_edit_under_the_papers_rule() -> Non
 
 @pytest.fixture(scope="module")
 def shipped_topk_metrics() -> dict[str, float]:
-    """The shipped ``topk-k6-general`` SAE at ``blocks.2.hook_resid_post``@END on tiny-ioi."""
+    """The shipped ``topk-k6-general`` SAE at ``blocks.1.hook_resid_pre``@S2 on tiny-ioi."""
     from pathlib import Path
 
     from saebench.evaluate import EvalSettings, evaluate
@@ -114,14 +114,14 @@ def shipped_topk_metrics() -> dict[str, float]:
     root = Path(__file__).resolve().parents[1]
     model = load_model("tiny-ioi")
     task = load_task("ioi", tokenizer=model.tokenizer)
-    sae = load_sae(root / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general")
+    sae = load_sae(root / "baselines/saes/tiny-ioi/L1-resid_pre-S2/topk-k6-general")
     settings = EvalSettings(n_prompts=200, n_fit_prompts=2000, ks=(1, 2, 4, 8, 16), progress=False)
-    node = Node("blocks.2.hook_resid_post", "END")
+    node = Node("blocks.1.hook_resid_pre", "S2")
     return evaluate(model, task, node, sae, settings).metrics
 
 
 def test_aware_edit_of_a_non_causal_attribute_does_not_fall_with_k(shipped_topk_metrics) -> None:
-    """``pos`` is not causal at ``blocks.2.hook_resid_post``@END (patching it changes no answer:
+    """``pos`` is not causal at ``blocks.1.hook_resid_pre``@S2 (patching it changes no answer:
     no-intervention agreement 1), so a harmless edit keeps agreement 1 at every budget. Under
     the rule saebench used before, the edit deleted every active clean latent once K reached
     L0, and agreement fell to 0.915 / 0.455 / 0.100 at 2 / 4 / 8 exchanged latents."""
@@ -129,7 +129,7 @@ def test_aware_edit_of_a_non_causal_attribute_does_not_fall_with_k(shipped_topk_
     noint = m["noint_accuracy_pos"]
     assert noint == 1.0
     for k in (2, 4, 8, 16):
-        assert abs(m[f"aware_edit_accuracy_pos_k{k}"] - noint) <= 0.02, k
+        assert abs(m[f"aware_edit_accuracy_pos_k{k}"] - noint) <= 0.02 + 1e-9, k
     assert math.isnan(m["aware_edit_accuracy_pos_k1"])
     # the edit exchanges latents, and the removed ones carry weight
     assert 0 < m["aware_edit_magnitude_pos_k2"] < m["aware_edit_magnitude_pos_k16"] <= 1 + 1e-6
@@ -139,17 +139,16 @@ def test_logit_diff_recovered_vs_meanabl_by_hand_from_the_runs_own_means(
     shipped_topk_metrics,
 ) -> None:
     """|E LD(a → â) − E LD(a → ā)| ÷ |E LD_clean − E LD(a → ā)|, with E LD(a → â) recovered
-    from ``sufficiency`` × ``clean_logit_diff``. Here mean ablation *raises* the LD (12.1 vs
-    7.2), so the SAE's LD, a little below clean, recovers more than the gap:
-    the value exceeds 1 while ``sufficiency`` is below 1."""
+    from ``sufficiency`` × ``clean_logit_diff``. Here mean ablation takes the LD below zero,
+    so the value differs from ``sufficiency`` (the plain ratio to the clean LD)."""
     m = shipped_topk_metrics
     clean, meanabl = m["clean_logit_diff"], m["meanabl_logit_diff"]
     recon = m["sufficiency"] * clean
-    assert meanabl > clean > recon
-    expected = (meanabl - recon) / (meanabl - clean)
+    assert meanabl < 0 < clean
+    expected = abs(recon - meanabl) / abs(clean - meanabl)
     # (clean_logit_diff is a float32 mean, the ratio is taken in float64)
     assert m["logit_diff_recovered_vs_meanabl"] == pytest.approx(expected, rel=1e-6)
-    assert m["logit_diff_recovered_vs_meanabl"] > 1 > m["sufficiency"]
+    assert m["logit_diff_recovered_vs_meanabl"] != pytest.approx(m["sufficiency"], abs=1e-3)
 
 
 def test_logit_diff_recovered_vs_meanabl_is_a_ratio_of_means_with_absolute_values() -> None:

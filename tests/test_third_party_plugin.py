@@ -109,11 +109,19 @@ def test_saebench_run_scores_an_sae_on_the_installed_plugin(plugin, tmp_path):
     not_finite = {
         k: v for k, v in metrics.items() if not isinstance(v, (int, float)) or not math.isfinite(v)
     }
-    # the aware edit at budget 1 is NaN by definition (no exchange fits; docs/metrics.md §5)
+    # the aware edit at budget 1 is NaN by definition (no exchange fits; docs/metrics.md §5),
+    # and so is the normalised score of an attribute whose supervised edit does no better than
+    # no intervention (its denominator is 0)
     by_definition = {
         f"aware_edit_{m}_{a}_k1"
         for m in ("accuracy", "magnitude", "distance")
         for a in ("name", "object")
+    }
+    by_definition |= {
+        f"edit_score_{a}_k{k}"
+        for a in ("name", "object")
+        for k in (1, 4)
+        if metrics[f"sup_edit_accuracy_{a}"] == metrics[f"noint_accuracy_{a}"]
     }
     assert set(not_finite) == by_definition, f"metrics that are not finite numbers: {not_finite}"
     assert metrics["l0"] == 6.0  # the SAE is TopK with k = 6
