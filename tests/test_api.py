@@ -70,7 +70,9 @@ DISK_LOADABLE += ("topk_hook_z",)
 """Cases saebench's own reader (the CLI's ``--sae DIR``) loads."""
 SAELENS_ONLY = ("abstopk", "matching_pursuit", "layer_norm")
 """Cases only sae-lens represents: the API loads their directories through sae-lens."""
-TOLERANCE = {"topk_rescaled": 1e-6}
+TOLERANCE = {"topk_rescaled": 1e-5}
+"""Relative tolerance per case (its rescaled decoder is saved in float32 and sums in another
+order); every other case must match exactly."""
 
 
 @pytest.fixture(autouse=True)
@@ -122,7 +124,7 @@ def assert_same_metrics(got: dict, want: dict, tol: float = 0.0) -> None:
         if math.isnan(value):
             assert math.isnan(got[key]), key
         else:
-            assert abs(got[key] - value) <= tol, (key, got[key], value)
+            assert abs(got[key] - value) <= tol * max(1.0, abs(value)), (key, got[key], value)
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +337,7 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md#python-api", "exec"), namespace)
     result, results = namespace["result"], namespace["results"]
-    assert str(result.node) == f"{HOOK}@END"
+    assert str(result.node) == "blocks.2.hook_resid_post@END"  # the shipped SAE's own node
     assert len(namespace["row"]) == 1 and len(results) == 2
     assert_same_metrics(results[0].metrics, result.metrics)
     assert isinstance(namespace["sae"], TopKSAE)

@@ -99,7 +99,7 @@ def test_width_mismatch_is_a_clear_error(random_model, ioi_task):
 
 
 def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_sae_path():
-    """On a model that does IOI, the residual stream at END carries the IO name: swapping
+    """On a model that does IOI, the last residual stream at END carries the IO name: swapping
     u_io,v for u_io,v' flips the prediction to the new name; through the SAE path, the
     interpretation-aware edit at budget k = 2 (the top-F1 latent of v off, of v' on) is exactly that
     swap, and the greedy edit, which targets the true a_cf − a (the swap plus context), comes
@@ -109,7 +109,7 @@ def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_
 
     model = load_model("tiny-ioi")
     task = load_task("ioi", tokenizer=model.tokenizer)
-    node = Node("blocks.1.hook_resid_pre", "END")
+    node = Node("blocks.2.hook_resid_post", "END")
     settings = EvalSettings(n_prompts=200, n_fit_prompts=8000, ks=(1, 2), progress=False)
     m = evaluate(model, task, node, "supervised:mean", settings).metrics
     assert m["clean_accuracy"] > 0.9 and m["clean_logit_diff"] > 3

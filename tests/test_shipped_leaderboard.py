@@ -11,7 +11,8 @@ from saebench.leaderboard import read_leaderboard
 from saebench.sae_io import load_sae
 
 ROOT = Path(__file__).resolve().parents[1]
-N_NODES = {"tiny-ioi": 3, "tiny-gt": 1}
+N_NODES = {"tiny-ioi": 5, "tiny-gt": 1}
+"""Nodes per leaderboard (tiny-ioi: three on the task ioi, two on ioi-order)."""
 TRAINED = ("standard", "gated", "topk", "batchtopk")
 REFERENCES = ("frozen_decoder", "random", "pca", "supervised_mean", "supervised_lstsq")
 
@@ -24,7 +25,7 @@ def frame(request):
 
 
 def test_every_architecture_data_source_and_baseline_is_there_at_every_node(frame):
-    nodes = frame.groupby(["hook", "head", "position"], dropna=False)
+    nodes = frame.groupby(["task", "hook", "head", "position"], dropna=False)
     assert len(nodes) == N_NODES[frame["model"].iloc[0]]
     for _, rows in nodes:
         kinds = set(zip(rows["architecture"], rows["data_source"].fillna(""), strict=True))

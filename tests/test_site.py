@@ -150,22 +150,32 @@ def test_shipped_leaderboard_page(browser, screens, tmp_path):
 
     # Every CSV row is in the table: per node, exactly that node's SAEs.
     groups = dict(node_groups(frame))
-    options = page.eval_on_selector_all(
-        "#node-picker option", "os => os.map(o => [o.value, o.textContent])"
-    )
-    assert sorted(label for _, label in options) == sorted(groups)
-    seen: list[int] = []
-    for value, label in options:
+    # one view per (model, task): tiny-ioi's leaderboard has nodes of ioi and of ioi-order
+    views = page.eval_on_selector_all("#view-picker option", "os => os.map(o => o.value)")
+    options = []
+    for view in views:
+        page.select_option("#view-picker", view)
+        found = page.eval_on_selector_all(
+            "#node-picker option", "os => os.map(o => [o.value, o.textContent])"
+        )
+        options += [(view, value, label) for value, label in found]
+    assert sorted(label for _, _, label in options) == sorted(groups)
+    seen: list[tuple[str, int]] = []  # (view, row index within the view)
+    for view, value, label in options:
+        page.select_option("#view-picker", view)
         page.select_option("#node-picker", value)
         assert sorted(opened.table_names()) == sorted(groups[label]["sae_name"])
-        seen += opened.table_rows()
-    assert sorted(seen) == list(range(len(frame)))
+        seen += [(view, row) for row in opened.table_rows()]
+    assert len(seen) == len(set(seen)) == len(frame)
 
-    # Choosing another node changes the rows and the plots.
-    page.select_option("#node-picker", options[0][0])
+    # Choosing another node of the same view changes the rows and the plots.
+    view = options[0][0]
+    page.select_option("#view-picker", view)
+    first, second = [value for v, value, _ in options if v == view][:2]
+    page.select_option("#node-picker", first)
     rows_before, k_before = opened.table_rows(), opened.plot_data("plot-k")
     l0_before = opened.plot_data("plot-l0")
-    page.select_option("#node-picker", options[1][0])
+    page.select_option("#node-picker", second)
     assert set(opened.table_rows()).isdisjoint(rows_before)
     assert opened.plot_data("plot-k") != k_before
     assert opened.plot_data("plot-l0") != l0_before
