@@ -235,7 +235,7 @@ def _print_table(frame, selected: list[str], plain: bool) -> None:
         click.echo(UNINFORMATIVE_NOTE)
 
 
-NODE_COLUMNS = ("model", "hook", "head", "position")
+NODE_COLUMNS = ("model", "task", "hook", "head", "position")
 
 
 def with_reference(frame, reference):

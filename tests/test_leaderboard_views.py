@@ -330,3 +330,17 @@ def test_cli_export_writes_markdown_and_readme(plotted, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     link = Path(os.path.relpath(plots_dir, tmp_path)).as_posix()
     assert f"]({link}/edit_accuracy_vs_magnitude.png)" in readme.read_text()
+
+
+def test_show_names_the_task_when_a_leaderboard_holds_several():
+    """tiny-ioi's shipped leaderboard has nodes of ``ioi`` and ``ioi-order`` at the same hook and
+    position: the default columns must tell them apart, and only then carry the task."""
+    from saebench.leaderboard.table import compact_columns
+
+    frame = pd.DataFrame(
+        {"sae_name": ["a", "b"], "task": ["ioi", "ioi-order"], "hook": ["h", "h"],
+         "head": [np.nan, np.nan], "position": ["S2", "S2"], "n_prompts": [10, 10]}
+    )  # fmt: skip
+    assert compact_columns(frame)[:3] == ["sae_name", "task", "hook"]
+    assert "task" not in compact_columns(frame.assign(task="ioi"))
+    assert "task" not in compact_columns(frame, with_node=False)

@@ -67,10 +67,13 @@ class TableError(ValueError):
 def compact_columns(frame: pd.DataFrame, with_node: bool = True) -> list[str]:
     """The default columns present in ``frame``, each SAE metric beside its supervised value.
 
-    ``with_node`` adds hook, head (only when some row has one) and position.
+    ``with_node`` adds the task (only when the rows are of several tasks), hook, head (only
+    when some row has one) and position.
     """
     wanted = ["sae_name", "architecture", "data_source"]
     if with_node:
+        if "task" in frame.columns and frame["task"].nunique(dropna=False) > 1:
+            wanted += ["task"]
         wanted += ["hook", "head", "position"]
     wanted += ["n_prompts"]  # rows with different prompt counts are not comparable (§6, §11)
     wanted += ["l0", "fvu", "sufficiency", "sup_sufficiency", "necessity", "sup_necessity"]
