@@ -21,6 +21,7 @@ from saebench.cli_common import (
 )
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
+    DEFAULT_COVERAGE_MIN_PROMPTS,
     DEFAULT_COVERAGE_PROMPTS,
     DEFAULT_JSON_OUT,
     DEFAULT_KS,
@@ -249,7 +250,7 @@ def main(verbose: bool) -> None:
 @click.option(
     "--coverage-min-prompts",
     type=click.IntRange(1),
-    default=10,
+    default=DEFAULT_COVERAGE_MIN_PROMPTS,
     show_default=True,
     help="Prompts an attribute value needs to count in F1 coverage (docs/metrics.md §6).",
 )

@@ -28,12 +28,14 @@ scores several dictionaries at a node for one preparation (``evaluate`` is ``pre
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -266,7 +268,7 @@ class CoverageSample:
 
     acts_ND: Tensor
     labels: dict[str, Tensor]
-    prompt_hash: int
+    prompt_hash: str
     """One hash of their per-prompt ids (:func:`prompt_ids`): paired runs need equal ones."""
 
 
@@ -663,17 +665,14 @@ def prompt_ids(tokens_BL: Tensor) -> list[int]:
     return out
 
 
-def hash_ids(ids: list[int]) -> int:
-    """One 62-bit hash of a list of prompt ids (:func:`prompt_ids`), in order.
+def hash_ids(ids: list[int]) -> str:
+    """One hash of a list of prompt ids (:func:`prompt_ids`, each < 2^61), in order: the first
+    16 hex digits of the SHA-256 of their int64 bytes.
 
     >>> hash_ids([1, 2]) == hash_ids([1, 2]) != hash_ids([2, 1])
     True
     """
-    modulus, base = (1 << 61) - 1, 1_000_003
-    h = len(ids)
-    for i in ids:
-        h = (h * base + int(i)) % modulus
-    return h
+    return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
 def uninformative(metrics: dict[str, float]) -> dict[str, str]:

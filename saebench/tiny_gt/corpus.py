@@ -99,20 +99,24 @@ def nouns() -> tuple[str, ...]:
     return tuple(read_word_list("nouns"))
 
 
+def _deal(keys: tuple, low: float, high: float, seed: int) -> dict:
+    """``len(keys)`` values evenly spaced over [low, high], dealt to ``keys`` in the order of a
+    permutation seeded ``seed``: key ``keys[order[r]]`` gets the r-th value."""
+    order = np.random.default_rng(seed).permutation(len(keys))
+    values = np.linspace(low, high, len(keys))
+    return {keys[i]: float(values[rank]) for rank, i in enumerate(order)}
+
+
 @cache
 def _span_decays() -> dict[str, float]:
     """Every noun's span decay: ``SPAN_DECAY_RANGE`` evenly spaced, dealt in a seeded order."""
-    order = np.random.default_rng(1732).permutation(len(nouns()))
-    decays = np.linspace(*SPAN_DECAY_RANGE, len(nouns()))
-    return {nouns()[i]: float(decays[rank]) for rank, i in enumerate(order)}
+    return _deal(nouns(), *SPAN_DECAY_RANGE, seed=1732)
 
 
 @cache
 def _typical_spans() -> dict[str, int]:
     """Every noun's typical span: ``TYPICAL_SPAN_RANGE`` evenly spaced, dealt in a seeded order."""
-    order = np.random.default_rng(1734).permutation(len(nouns()))
-    spans = np.rint(np.linspace(*TYPICAL_SPAN_RANGE, len(nouns()))).astype(int)
-    return {nouns()[i]: int(spans[rank]) for rank, i in enumerate(order)}
+    return {k: int(np.rint(v)) for k, v in _deal(nouns(), *TYPICAL_SPAN_RANGE, seed=1734).items()}
 
 
 def typical_span(noun: str) -> int:
@@ -129,9 +133,7 @@ def noun_span_decay(noun: str) -> float:
 def _century_powers() -> dict[int, float]:
     """Every century's power on the span decay: ``CENTURY_SPAN_POWER_RANGE`` evenly spaced,
     dealt in a seeded order."""
-    order = np.random.default_rng(1733).permutation(len(CENTURIES))
-    powers = np.linspace(*CENTURY_SPAN_POWER_RANGE, len(CENTURIES))
-    return {CENTURIES[i]: float(powers[rank]) for rank, i in enumerate(order)}
+    return _deal(tuple(CENTURIES), *CENTURY_SPAN_POWER_RANGE, seed=1733)
 
 
 def span_decay(noun: str, century: int) -> float:

@@ -252,7 +252,10 @@ def training_texts(cfg: TrainConfig, tokenizer) -> tuple[list[str], Tensor]:
     stages, each length-bucketed) and which ones are IOI stories, [N]."""
     n_plain = min(cfg.plain_steps, cfg.steps) * cfg.batch_size
     n_rest = cfg.steps * cfg.batch_size - n_plain
-    spare = lambda n: n + n // 100 + cfg.batch_size  # noqa: E731 (texts too long are dropped)
+
+    def spare(n: int) -> int:  # texts to draw so that n remain once the too long are dropped
+        return n + n // 100 + cfg.batch_size
+
     plain, plain_ioi_N = drop_long_texts(tokenizer, *training_mixture(
         spare(n_plain), cfg.seed + 1, cfg.plain_ioi_fraction, cfg.former_fraction, plain=True
     ), cfg.n_ctx, n_plain)  # fmt: skip
