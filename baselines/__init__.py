@@ -6,7 +6,8 @@
 - :func:`pca_sae`, :func:`random_sae` (:mod:`saebench_baselines.reference`): PCA and random
   dictionaries written as exact ReLU SAEs.
 
-Every result is a :class:`saebench.sae.SAE`, saveable with :func:`saebench.sae_io.save_saelens`.
+Every result is a :class:`saebench.sae.SAE`, saveable with
+:func:`saebench.sae.formats.save_saelens`.
 """
 
 from saebench_baselines.architectures import ARCHITECTURES

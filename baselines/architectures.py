@@ -17,7 +17,7 @@ share one parametrisation (sae-lens v6 names, ``b_dec`` subtracted from the inpu
   threshold θ (the mean over batches of the smallest kept activation):
   ``f = relu(pre) · 1[pre > θ]``; exported as a ``batchtopk`` :class:`~saebench.sae.SAE` carrying
   ``threshold_F = θ`` (and ``k``), whose inference rule is that JumpReLU and which
-  :func:`~saebench.sae_io.save_saelens` writes as a sae-lens ``jumprelu``, as sae-lens does.
+  :func:`~saebench.sae.formats.save_saelens` writes as a sae-lens ``jumprelu``, as sae-lens does.
 
 Everywhere ``x̂ = f W_dec + b_dec``, ``‖·‖²`` is summed over the D dimensions and averaged over
 the batch. Decoder rows are kept at unit norm (projected after every optimiser step, metrics.md §8),

@@ -17,7 +17,7 @@ import torch
 from saebench.model import embedded_model_names
 from saebench.node import Node
 from saebench.sae import SAEMeta
-from saebench.sae_io import save_saelens
+from saebench.sae.formats import save_saelens
 from saebench.task import load_task
 from saebench_baselines.data import general_activations, task_activations
 from saebench_baselines.reference import pca_sae, random_sae

@@ -96,7 +96,7 @@ def train_sae(
         resample_dead_every: steps between dead-latent checks; ``None`` or 0 disables resampling.
         frozen_decoder: keep the decoder at its initialisation.
         meta: metadata for the returned SAE; the training config is added to its
-            ``cfg["metadata"]["saebench_training"]`` (so :func:`~saebench.sae_io.save_saelens`
+            ``cfg["metadata"]["saebench_training"]`` (so :func:`~saebench.sae.formats.save_saelens`
             writes it into ``cfg.json``).
 
     Returns:

@@ -51,13 +51,13 @@ from pathlib import Path
 
 import torch
 
-from saebench.control import _greedy_chunk, greedy_edit
 from saebench.evaluate import EvalSettings, evaluate, evaluate_many, prepare
+from saebench.metrics.control import _greedy_chunk, greedy_edit
 from saebench.model import build_model, gpt2_tokenizer, load_model
 from saebench.node import Node
 from saebench.runner import NodeRunner, clean_run
 from saebench.sae import SAE
-from saebench.sae_io import load_sae
+from saebench.sae.formats import load_sae
 from saebench.task import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def child_cpu() -> float:
 
 def saebench_run(saes: list[str], cache_dir: str, out_dir: str) -> float:
     """CPU time of one ``saebench run`` process scoring ``saes`` (outputs in ``out_dir``)."""
-    command = [sys.executable, "-m", "saebench.cli", "run", "--model", "tiny-ioi", "--quiet"]
+    command = [sys.executable, "-m", "saebench", "run", "--model", "tiny-ioi", "--quiet"]
     for sae in saes:
         command += ["--sae", sae]
     command += ["--cache-dir", cache_dir, "--threads", "1", "--no-leaderboard"]

@@ -1,8 +1,8 @@
 """saebench: rate sparse autoencoders against supervised feature dictionaries.
 
-Metric definitions live in one module per axis: :mod:`saebench.approximation`,
-:mod:`saebench.control` and :mod:`saebench.interpretability`; ``docs/metrics.md`` (summarised
-in the README) is the reference they follow.
+Metric definitions live in one module per axis: :mod:`saebench.metrics.approximation`,
+:mod:`saebench.metrics.control` and :mod:`saebench.metrics.interpretability`;
+``docs/metrics.md`` (summarised in the README) is the reference they follow.
 
 The Python API (:mod:`saebench.api`, README "Python API"):
 
@@ -28,12 +28,12 @@ _LAZY = {
     "evaluate_sae": "saebench.api",
     "evaluate_saes": "saebench.api",
     "SAEResult": "saebench.api",
-    "SAELike": "saebench.sae_adapters",
+    "SAELike": "saebench.sae.adapters",
 }
 
 if TYPE_CHECKING:
     from saebench.api import SAEResult, evaluate_sae, evaluate_saes
-    from saebench.sae_adapters import SAELike
+    from saebench.sae.adapters import SAELike
 
 
 def __getattr__(name: str) -> Any:

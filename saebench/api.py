@@ -64,14 +64,14 @@ from saebench.run import (
     write_outputs,
 )
 from saebench.sae import SAE, SAEMeta
-from saebench.sae_adapters import (
+from saebench.sae.adapters import (
     Scorable,
     as_scorable,
     check_sae_like,
     is_saelens_sae,
     saelens_meta,
 )
-from saebench.sae_io import SAELENS_CFG, SAELoadError
+from saebench.sae.formats import SAELENS_CFG, SAELoadError
 from saebench.task import load_task
 from saebench.validation.settings import check_settings
 
@@ -228,10 +228,10 @@ def evaluate_saes(
     """Score every SAE in ``saes``; results in the same order.
 
     Each SAE may be a ``sae_lens`` SAE object (any architecture; codes and reconstructions
-    through sae-lens itself, :class:`saebench.sae_adapters.SAELensAdapter`), a
-    dictionary_learning dictionary or any other :class:`saebench.sae_adapters.SAELike`
+    through sae-lens itself, :class:`saebench.sae.adapters.SAELensAdapter`), a
+    dictionary_learning dictionary or any other :class:`saebench.sae.adapters.SAELike`
     object, a :class:`saebench.sae.SAE`, or a string / path: a SAELens or dictionary_learning
-    directory or a ``RELEASE/SAE_ID`` (:func:`saebench.sae_io.load_sae`; a SAELens directory
+    directory or a ``RELEASE/SAE_ID`` (:func:`saebench.sae.formats.load_sae`; a SAELens directory
     saebench's own loader cannot represent, e.g. ``abstopk`` or ``layer_norm``, is loaded
     with ``sae_lens.SAE.load_from_disk``).
 
@@ -603,7 +603,7 @@ def _hyperparameters(scored: Scorable) -> dict[str, Any]:
     """The SAE's hyperparameters as ``saebench run`` records them, where saebench's reader
     represents the SAE; else architecture and widths (and ``k`` when its config has one)."""
     try:
-        from saebench.sae_io import hyperparameters
+        from saebench.sae.formats import hyperparameters
     except ImportError:
         return {}
     view = scored if isinstance(scored, SAE) else getattr(scored, "saebench_view", None)

@@ -241,8 +241,8 @@ def union_f1(
     n_allowed_R: Tensor | None = None,
 ) -> Tensor:
     """Best F1 of each row (a latent in one replicate) over predicates ``attr ∈ S``, S grown
-    greedily as in :func:`saebench.interpretability.greedy_union_f1` (start at the best single
-    allowed value, add the value that most increases F1 while it strictly does, at most
+    greedily as in :func:`saebench.metrics.interpretability.greedy_union_f1` (start at the
+    best single allowed value, add the value that most increases F1 while it strictly does, at most
     min(max_values, |allowed| − 1) values), with per-row value sizes ``size_RV``. [R].
     ``n_allowed_R``: |allowed| when the columns are only some of the values (default: the
     row's allowed columns)."""
@@ -302,7 +302,7 @@ def f1_metrics(
     eligible values E = {v : |A_v| ≥ min_prompts}; coverage = |{v ∈ E : max_j F1(j, v) ≥ τ}|
     ÷ |E|, mean best = mean_{v ∈ E} max_j F1(j, v), latents per value = #{j : best union
     F1 over E ≥ τ} ÷ |E| (NaN when E is empty), as in
-    :func:`saebench.interpretability.attribute_summary` with ``present_values`` = E.
+    :func:`saebench.metrics.interpretability.attribute_summary` with ``present_values`` = E.
 
     Counts are sparse: only pairs (j, v) with j active on some prompt of value v can have
     F1 > 0, so the work is O(B · N · L0). ``latents_per_value`` re-runs the greedy union for

@@ -52,8 +52,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from saebench import control
 from saebench.evaluate import EvalSettings, counterfactual_seed, fit_supervised
+from saebench.metrics import control
 from saebench.node import Node
 from saebench.runner import CleanRun, NodeRunner, clean_run, read_nodes
 from saebench.task import PromptSet, Task

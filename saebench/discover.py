@@ -5,7 +5,7 @@ One ``--sae`` value may stand for many SAEs:
 - a **glob** (``sweep/*/trainer_*``, ``sweeps/*``): every match, each expanded as below;
 - a **folder holding several SAEs**: every SAE directory beneath it, in sorted order. An SAE
   directory is a SAELens one (``cfg.json``) or a dictionary_learning one (``ae.pt``), as
-  :func:`saebench.sae_io.load_sae` tells them apart; the folder is not searched below one. A
+  :func:`saebench.sae.formats.load_sae` tells them apart; the folder is not searched below one. A
   dictionary_learning ``trainSAE`` output (``DIR/trainer_0/ae.pt`` + ``config.json``, ...,
   ``trainer_N/``) is such a folder;
 - **checkpoints**: ``ae_N.pt`` files in a ``checkpoints`` folder next to a dictionary_learning
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from saebench.sae import SAE
-from saebench.sae_io import (
+from saebench.sae.formats import (
     DL_CFG,
     DL_WEIGHTS,
     SAELENS_CFG,
@@ -108,7 +108,7 @@ class _Item:
 def load(spec: str, device: str = "cpu") -> SAE:
     """Load one SAE :func:`expand` found: a dictionary_learning checkpoint ``ae_N.pt`` (with
     the ``config.json`` of its trainer; ``meta.training_step`` = N), else
-    :func:`saebench.sae_io.load_sae`."""
+    :func:`saebench.sae.formats.load_sae`."""
     path = Path(spec).expanduser()
     match = _CHECKPOINT_RE.match(path.name)
     if path.is_file() and match:
@@ -221,7 +221,7 @@ def _sae_dirs_under(root: Path, checkpoints: bool) -> list[Path]:
 
 def _is_sae_dir(path: Path) -> bool:
     """A SAELens (``cfg.json``) or dictionary_learning (``ae.pt``) directory, as
-    :func:`saebench.sae_io.load_sae` dispatches (a missing weights file is its error)."""
+    :func:`saebench.sae.formats.load_sae` dispatches (a missing weights file is its error)."""
     return path.is_dir() and ((path / SAELENS_CFG).is_file() or (path / DL_WEIGHTS).is_file())
 
 

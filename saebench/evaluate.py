@@ -15,7 +15,7 @@
    distances to the counterfactual activation; the aware edit ranks latents by F1 over the
    clean and counterfactual prompts together, so that every counterfactual value occurs;
 5. interpretability, per attribute: F1 coverage and the other summaries of
-   :func:`saebench.interpretability.attribute_summary`, on the run's own coverage prompts
+   :func:`saebench.metrics.interpretability.attribute_summary`, on the run's own coverage prompts
    (``coverage_prompts`` of the test split, drawn with the run's seed whatever ``n_prompts``
    is; the evaluation prompts themselves when the two counts are equal).
 
@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from saebench import approximation, bootstrap, control, interpretability
+from saebench import bootstrap
 from saebench.cache import cached_supervised, model_fingerprint
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
@@ -50,6 +50,7 @@ from saebench.defaults import (
     DEFAULT_N_FIT_PROMPTS,
     DEFAULT_N_PROMPTS,
 )
+from saebench.metrics import approximation, control, interpretability
 from saebench.node import Node
 from saebench.runner import NodeRunner
 from saebench.supervised import FITTERS, SupervisedDictionary
@@ -446,8 +447,8 @@ def aware_edited_activations(
     k -> (a_edit [N, D], removed latents R [N, F]).
 
     F1 ranks latents on the clean and the counterfactual prompts together (so every
-    counterfactual value v′ occurs); :func:`saebench.control.aware_edits` picks R and A among
-    the latents active on the clean and on the counterfactual prompt;
+    counterfactual value v′ occurs); :func:`saebench.metrics.control.aware_edits` picks R and
+    A among the latents active on the clean and on the counterfactual prompt;
     a_edit = a + (f′ − f) W_dec. Budget 1 allows no exchange and has no entry.
     """
     codes_NF = encode(dictionary, acts_ND, labels)
@@ -640,13 +641,13 @@ def eligible_values(labels_N: Tensor, n_values: int, min_prompts: int) -> Tensor
 
 def distance_N(edit_ND: Tensor, acts_cf_ND: Tensor) -> Tensor:
     """Per prompt, ‖a_edit − a_cf‖₂, float64 [N]: the terms of
-    :func:`saebench.control.edit_distance`."""
+    :func:`saebench.metrics.control.edit_distance`."""
     return (edit_ND.double() - acts_cf_ND.double()).norm(dim=1).cpu()
 
 
 def removed_weight_N(weights_NF: Tensor, codes_NF: Tensor, new_codes_NF: Tensor) -> Tensor:
     """Per prompt, the summed weight of the latents an edit removes (active and changed): the
-    per-prompt terms of :func:`saebench.control.edit_magnitude`, float64 [N]."""
+    per-prompt terms of :func:`saebench.metrics.control.edit_magnitude`, float64 [N]."""
     removed_NF = (codes_NF > 0) & (new_codes_NF != codes_NF)
     return (weights_NF * removed_NF).sum(1).double().cpu()
 

@@ -52,7 +52,7 @@ from saebench.leaderboard.schema import IDENTITY_COLUMNS, LEGACY_TASK_VERSION, f
 from saebench.model import effective_processing, load_model, prepends_bos, tokenizer_of
 from saebench.node import Node
 from saebench.sae import SAE, SAEMeta
-from saebench.sae_io import hyperparameters
+from saebench.sae.formats import hyperparameters
 from saebench.task import load_task, task_factory
 from saebench.validation.finite import check_codes, non_finite_metrics
 from saebench.validation.outputs import Planned, check_plan, fill_template
@@ -164,7 +164,7 @@ class RunRecord:
     """Where the JSON and the leaderboard row were written."""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     """The SAE's hyperparameters where its config states them
-    (:func:`saebench.sae_io.hyperparameters`; None where unknown)."""
+    (:func:`saebench.sae.formats.hyperparameters`; None where unknown)."""
     intervals: dict[str, list[float]] = field(default_factory=dict)
     """Metric -> [lo, hi], its 95% bootstrap interval over evaluation prompts
     (docs/metrics.md §11; ``bootstrap`` says how it was drawn)."""
@@ -270,7 +270,7 @@ def resolve(
     Fills in ``config.task`` and ``config.position`` where they are None: from the SAE's own
     record (:func:`own_task_and_position`), else ``ioi`` and ``END``; appends to ``notes`` one
     line saying what was taken from the SAE (model, task, hook, position)."""
-    from saebench.cli_common import check_task_options
+    from saebench.cli.common import check_task_options
 
     if config.sae in SUPERVISED_SPECS:
         if not config.model or not config.hook:
@@ -659,7 +659,7 @@ def _fail(outcome: Outcome, err: Exception) -> None:
     from saebench.leaderboard import LeaderboardError
     from saebench.model import ModelUnavailableError
     from saebench.offline import OfflineError
-    from saebench.sae_io import SAELoadError
+    from saebench.sae.formats import SAELoadError
 
     expected = (
         OfflineError,

@@ -111,7 +111,7 @@ def run_job(job: Job, write: bool = True, threads: int | None = None) -> list[SA
     from saebench.run import run_outcomes
 
     if threads is not None:
-        from saebench.cli_common import set_threads
+        from saebench.cli.common import set_threads
 
         set_threads(max(1, int(threads)))
     configs = [item.config for item in job.items]

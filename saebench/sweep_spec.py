@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saebench.cli_common import check_task_options
+from saebench.cli.common import check_task_options
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_COVERAGE_PROMPTS,
@@ -291,7 +291,7 @@ def _check_keys(table: dict, known: tuple[str, ...], where: str, bad) -> None:
 
 
 def _node_fields(table: dict, where: str, bad) -> dict[str, Any]:
-    from saebench.cli_common import check_hook_syntax
+    from saebench.cli.common import check_hook_syntax
 
     hook, head, position = (table.get(k) for k in NODE_KEYS)
     if hook is not None and not isinstance(hook, str):
@@ -400,7 +400,7 @@ def expand_spec(spec: SweepSpec, force: bool = False) -> Expansion:
 def one_line(err: BaseException) -> str:
     """An exception as one line (its type when it is not one of the expected input errors)."""
     from saebench.leaderboard import LeaderboardError
-    from saebench.sae_io import SAELoadError
+    from saebench.sae.formats import SAELoadError
 
     message = str(err.args[0]) if err.args else str(err)
     if isinstance(err, OSError) and err.strerror:

@@ -22,8 +22,8 @@ import torch
 
 import saebench
 from saebench.model import load_model
-from saebench.sae_adapters import SAELensAdapter, as_scorable
-from saebench.sae_io import SAELoadError, load_sae
+from saebench.sae.adapters import SAELensAdapter, as_scorable
+from saebench.sae.formats import SAELoadError, load_sae
 
 sae_lens = pytest.importorskip("sae_lens")
 from sae_lens.saes import (  # noqa: E402

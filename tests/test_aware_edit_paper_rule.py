@@ -108,7 +108,7 @@ def shipped_topk_metrics() -> dict[str, float]:
     from saebench.evaluate import EvalSettings, evaluate
     from saebench.model import load_model
     from saebench.node import Node
-    from saebench.sae_io import load_sae
+    from saebench.sae.formats import load_sae
     from saebench.task import load_task
 
     root = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_logit_diff_recovered_vs_meanabl_by_hand_from_the_runs_own_means(
 
 
 def test_logit_diff_recovered_vs_meanabl_is_a_ratio_of_means_with_absolute_values() -> None:
-    from saebench.approximation import logit_diff_recovered_vs_meanabl
+    from saebench.metrics.approximation import logit_diff_recovered_vs_meanabl
 
     # means: recon 2, meanabl 6, clean 1 -> |2 − 6| ÷ |1 − 6| = 0.8 (the mean of per-prompt
     # ratios would be (|1−4|/|0−4| + |3−8|/|2−8|) / 2 = (0.75 + 0.8333) / 2 = 0.7917)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from saebench.cli import main
 from saebench.sae import SAE, SAEMeta
-from saebench.sae_io import save_saelens
+from saebench.sae.formats import save_saelens
 
 REQUIRED = (
     [

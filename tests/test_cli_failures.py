@@ -316,7 +316,7 @@ def test_help_imports_no_torch() -> None:
 
 def test_the_cli_the_run_config_and_the_scorer_share_one_set_of_defaults() -> None:
     from saebench import defaults
-    from saebench.cli import run as run_command
+    from saebench.cli.run import run as run_command
     from saebench.evaluate import EvalSettings
 
     options = {p.name: p.default for p in run_command.params}

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from saebench.control import (
+from saebench.metrics.control import (
     aware_edit,
     aware_edits,
     edit_magnitude,

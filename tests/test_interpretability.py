@@ -1,4 +1,4 @@
-"""Tests for saebench.interpretability: hand-computed F1 counts, unions, summaries
+"""Tests for saebench.metrics.interpretability: hand-computed F1 counts, unions, summaries
 (metrics.md §6, §7)."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-from saebench.interpretability import (
+from saebench.metrics.interpretability import (
     attribute_summary,
     greedy_union_f1,
     interpretations,
@@ -101,7 +101,7 @@ def test_dead_latents_and_absent_values_give_zero_not_nan():
 
 
 def test_predicate_f1_chunked_counts_equal_unchunked(monkeypatch):
-    import saebench.interpretability as interp
+    import saebench.metrics.interpretability as interp
 
     gen = torch.Generator().manual_seed(1)
     labels_N = torch.randint(0, 5, (50,), generator=gen)

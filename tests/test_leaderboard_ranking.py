@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from saebench import bootstrap
-from saebench.cli_leaderboard import leaderboard
+from saebench.cli.leaderboard import leaderboard
 from saebench.leaderboard import read_leaderboard, upsert_row
 from saebench.leaderboard.ranking import (
     TIE,

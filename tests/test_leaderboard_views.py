@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from saebench.cli_leaderboard import leaderboard
+from saebench.cli.leaderboard import leaderboard
 from saebench.leaderboard import read_leaderboard, upsert_row
 from saebench.leaderboard.export import export_markdown, render_leaderboard_readme
 from saebench.leaderboard.plots import (
@@ -179,7 +179,7 @@ def test_rich_table_folds_to_a_narrow_width_and_never_drops_a_column(frame, widt
 
 
 def test_cli_show_in_a_narrow_terminal_folds_the_table(csv_path: Path, monkeypatch) -> None:
-    import saebench.cli_leaderboard as cli_leaderboard
+    import saebench.cli.leaderboard as cli_leaderboard
 
     terminal = SimpleNamespace(stdout=SimpleNamespace(isatty=lambda: True))
     monkeypatch.setattr(cli_leaderboard, "sys", terminal)

@@ -13,7 +13,7 @@ from test_cli import run_cli, write_sae
 import saebench.run
 from saebench import evaluate
 from saebench.discover import expand, load
-from saebench.sae_io import load_sae
+from saebench.sae.formats import load_sae
 
 FAST = ["--n-prompts", "40", "--n-fit-prompts", "300", "--k", "1,2", "--no-cache", "--quiet"]
 FAST += ["--threads", "1"]

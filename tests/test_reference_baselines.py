@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from saebench.sae_io import load_sae, save_saelens
+from saebench.sae.formats import load_sae, save_saelens
 from saebench_baselines.reference import pca_sae, random_sae
 
 

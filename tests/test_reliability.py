@@ -282,7 +282,7 @@ def test_3_the_api_refuses_an_sae_whose_encode_returns_nan(random_model, tmp_pat
     import torch
 
     from saebench.api import evaluate_sae
-    from saebench.sae_io import load_sae
+    from saebench.sae.formats import load_sae
 
     class NaNEncode:
         def __init__(self, sae):
@@ -440,7 +440,7 @@ def test_6_the_api_refuses_a_nan_decoder_in_one_line(random_model, tmp_path):
     import torch
 
     from saebench.api import evaluate_sae
-    from saebench.sae_io import load_sae
+    from saebench.sae.formats import load_sae
 
     inner = load_sae(str(write_sae(tmp_path / "inner")))
 
@@ -483,7 +483,7 @@ def test_4_a_huge_k_is_capped_at_the_width_and_said_so(sae, tmp_path, caplog):
 def test_4_greedy_edits_beyond_the_width_equal_the_full_width_edit():
     import torch
 
-    from saebench.control import greedy_edit
+    from saebench.metrics.control import greedy_edit
 
     g = torch.Generator().manual_seed(0)
     diff, delta, W = torch.randn(5, 4, generator=g), torch.randn(5, 6, generator=g), torch.randn(
@@ -601,7 +601,7 @@ API_SMALL = {"n_prompts": 40, "n_fit_prompts": 300, "ks": [1, 2], "cache_dir": N
 
 def test_3_the_api_refuses_identical_saes_that_would_share_one_row(tmp_path, monkeypatch):
     from saebench import api
-    from saebench.sae_io import load_sae
+    from saebench.sae.formats import load_sae
 
     for name in "ab":
         write_sae(tmp_path / "saes" / name, seed=7)  # two copies of one SAE

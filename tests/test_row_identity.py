@@ -12,7 +12,7 @@ from test_cli import run_cli, write_sae
 
 from saebench.leaderboard import SettingsConflict, read_leaderboard, upsert_row
 from saebench.leaderboard.store import read_rows
-from saebench.sae_io import hyperparameters, load_sae
+from saebench.sae.formats import hyperparameters, load_sae
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CSV = ROOT / "leaderboard" / "tiny-ioi.csv"

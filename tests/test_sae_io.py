@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import saebench.sae_io as sae_io
+import saebench.sae.formats as sae_io
 from saebench.sae import SAE
-from saebench.sae_io import (
+from saebench.sae.formats import (
     NO_PROCESSING_KWARGS,
     SAELoadError,
     load_dictionary_learning_dir,

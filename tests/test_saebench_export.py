@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from saebench.cli_leaderboard import leaderboard
+from saebench.cli.leaderboard import leaderboard
 from saebench.leaderboard import read_leaderboard, upsert_row
 from saebench.leaderboard.export import export_markdown
 from saebench.leaderboard.saebench_format import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from saebench.leaderboard import read_leaderboard
-from saebench.sae_io import load_sae
+from saebench.sae.formats import load_sae
 
 ROOT = Path(__file__).resolve().parents[1]
 N_NODES = {"tiny-ioi": 5, "tiny-gt": 1}

@@ -270,7 +270,7 @@ def test_resampling_revives_dead_latents_toward_inputs():
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_trained_sae_saves_and_loads_back(tmp_path, planted, architecture):
-    from saebench.sae_io import load_sae, save_saelens
+    from saebench.sae.formats import load_sae, save_saelens
 
     acts_ND = planted[0][:2000]
     sae, _ = train_sae(

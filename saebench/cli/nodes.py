@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from saebench.cli_common import fail
+from saebench.cli.common import fail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The checkout (where ``leaderboard/map/`` lives when saebench runs from one)."""
@@ -100,7 +100,7 @@ def causal_nodes(path: Path) -> dict[str, tuple[list[str], list[str]]]:
 )
 def nodes_command(model_name: str, task: str | None) -> None:
     """List a model's hooks with their widths, the task's positions and its causal nodes."""
-    from saebench.cli_common import check_task_options
+    from saebench.cli.common import check_task_options
 
     task = task or default_task(model_name)
     try:

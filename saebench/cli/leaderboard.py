@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from saebench.cli_common import fail
+from saebench.cli.common import fail
 from saebench.io_utils import check_writable
 from saebench.leaderboard.store import LeaderboardError, read_leaderboard
 

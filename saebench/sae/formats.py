@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from saebench.sae import ARCHITECTURES, SAE, SAEMeta
+from saebench.sae.base import ARCHITECTURES, SAE, SAEMeta
 from saebench.validation.sae_config import config_problem, dl_config_problem, scaling_problem
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def load_saelens_release(spec: str, device: str = "cpu") -> SAE:
             spec,
             f"sae_lens could not download or load it ({type(exc).__name__}: {exc}). "
             "A release cannot be downloaded offline: fetch it where there is internet, save it "
-            "with saebench.sae_io.save_saelens(load_sae(...), DIR) and pass DIR instead",
+            "with saebench.sae.formats.save_saelens(load_sae(...), DIR) and pass DIR instead",
         ) from exc
     sae = sae_from_saelens(sl_sae, source=spec)
     sae.meta.sae_lens_release, sae.meta.sae_lens_id = release, sae_id

@@ -4,7 +4,7 @@ Every SAE, whatever library wrote it, becomes an :class:`SAE`: its weights, its 
 name and the few numbers its activation needs (``k``, a threshold, the gated magnitude path).
 The equations below match sae-lens v6 (``sae_lens/saes/*.py``) exactly, so a code computed
 here equals the code sae-lens computes for the same weights. Loading and saving live in
-:mod:`saebench.sae_io`.
+:mod:`saebench.sae.formats`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from saebench.cli_common import THREADS_HELP, echo_error, fail, set_threads
+from saebench.cli.common import THREADS_HELP, echo_error, fail, set_threads
 
 
 @click.command("sweep")

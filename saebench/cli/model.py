@@ -56,7 +56,7 @@ def train(name: str, out_dir: Path, seed: int | None, steps: int | None, threads
 
     tiny-ioi does IOI (task ioi); tiny-gt does Greater-Than (task greater-than).
     """
-    from saebench.cli_common import fail, set_threads
+    from saebench.cli.common import fail, set_threads
     from saebench.io_utils import check_writable
 
     try:  # before minutes of training: an --out that could not be written

@@ -205,7 +205,7 @@ def aware_edits(
     ranking F1(j, v′_p) over the latents active on its counterfactual (0 elsewhere); n = ⌊k/2⌋
     takes the top n of each with score > 0. Ties in F1 (common: F1 is a ratio of small
     counts) go to the lower latent index, as in
-    :func:`saebench.interpretability.rank_latents_for_value`: a stable descending sort. The
+    :func:`saebench.metrics.interpretability.rank_latents_for_value`: a stable descending sort. The
     edited codes are f′_j = f_j·[j ∉ R] + f_j(a_cf)·[j ∈ A] (a − Σ_R f_j d_j + Σ_A f_j(a_cf) d_j,
     the paper's ``get_edit_using_f1_scores``).
 

@@ -20,7 +20,7 @@ from saebench.causal_map import (
     check_positions,
     parse_list,
 )
-from saebench.cli_common import CACHE_BUDGET_HELP, THREADS_HELP, echo_error, fail, set_threads
+from saebench.cli.common import CACHE_BUDGET_HELP, THREADS_HELP, echo_error, fail, set_threads
 from saebench.defaults import DEFAULT_CACHE_BUDGET_MB, DEFAULT_N_FIT_PROMPTS
 from saebench.io_utils import check_writable, save_unsaved
 from saebench.validation.settings import check_settings

@@ -41,8 +41,8 @@ import torch
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
-from saebench.sae import SAE, SAEMeta
-from saebench.sae_io import SAELoadError, sae_from_saelens
+from saebench.sae.base import SAE, SAEMeta
+from saebench.sae.formats import SAELoadError, sae_from_saelens
 
 logger = logging.getLogger(__name__)
 
@@ -121,13 +121,13 @@ def check_sae_like(obj: Any) -> None:
             raise TypeError(
                 f"{name} object cannot be scored: it has no method `{attribute}` ({role}). "
                 f"An SAE needs encode, decode and decoder directions (W_dec_FD, W_dec or "
-                f"decoder.weight); see saebench.sae_adapters.SAELike"
+                f"decoder.weight); see saebench.sae.adapters.SAELike"
             )
     if _decoder_matrix(obj) is None:
         raise TypeError(
             f"{name} object cannot be scored: it has no decoder directions (`W_dec_FD`, "
             f"`W_dec` [d_sae, d_in] or `decoder.weight` [d_in, d_sae] tensor). "
-            f"See saebench.sae_adapters.SAELike"
+            f"See saebench.sae.adapters.SAELike"
         )
 
 
@@ -472,7 +472,7 @@ class SAELensAdapter(DictionaryAdapter):
 
 def saelens_meta(sae: Any, source: str = "") -> SAEMeta:
     """Model, hook, head, processing and BOS of a sae-lens SAE, read from its config's
-    metadata as :mod:`saebench.sae_io` reads a ``cfg.json``."""
+    metadata as :mod:`saebench.sae.formats` reads a ``cfg.json``."""
     cfg = sae.cfg.to_dict()
     metadata = cfg.get("metadata") or {}
     prepend_bos = metadata.get("prepend_bos")
