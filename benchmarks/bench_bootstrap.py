@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
-from saebench import bootstrap, evaluate
+from saebench import evaluate
 from saebench.discover import load as load_sae
 from saebench.io_utils import default_cache_dir
 from saebench.model import load_model, tokenizer_of
 from saebench.node import Node
+from saebench.stats import bootstrap
 from saebench.task import load_task
 
 SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general"

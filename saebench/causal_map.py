@@ -121,7 +121,7 @@ def cut_status(noint: float, lo: float, hi: float, threshold: float = CAUSAL_MAX
 
 def _intervals_of(correct_N: Tensor, weights_BN: Tensor | None) -> tuple[float, float]:
     """The 95% percentile interval of the mean of ``correct_N`` over bootstrap replicates."""
-    from saebench import bootstrap
+    from saebench.stats import bootstrap
 
     if weights_BN is None:
         return float("nan"), float("nan")
@@ -351,7 +351,7 @@ def causal_map(
     fit_task = _PromptsOnce(task)
     weights_BN = None
     if settings.n_bootstrap > 0:  # one set of replicates for every cell, as the scorer draws
-        from saebench import bootstrap
+        from saebench.stats import bootstrap
 
         idx_BN = bootstrap.replicate_indices(
             len(prompts), settings.n_bootstrap, settings.seed + bootstrap.BOOTSTRAP_SEED_OFFSET

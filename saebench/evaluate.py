@@ -40,7 +40,6 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from saebench import bootstrap
 from saebench.cache import cached_supervised, model_fingerprint
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
@@ -53,6 +52,7 @@ from saebench.defaults import (
 from saebench.metrics import approximation, control, interpretability
 from saebench.node import Node
 from saebench.runner import NodeRunner
+from saebench.stats import bootstrap
 from saebench.supervised import FITTERS, SupervisedDictionary
 from saebench.task import Task
 
@@ -120,9 +120,9 @@ class EvalResult:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Metric -> 95% bootstrap interval (lo, hi) over evaluation prompts (metrics.md §11)."""
     outcomes: dict[str, Tensor] = field(default_factory=dict)
-    """Per-prompt outcomes the metrics are computed from (:mod:`saebench.bootstrap`)."""
+    """Per-prompt outcomes the metrics are computed from (:mod:`saebench.stats.bootstrap`)."""
     outcomes_meta: dict[str, Any] = field(default_factory=dict)
-    """What :func:`saebench.bootstrap.metric_values` needs besides ``outcomes``."""
+    """What :func:`saebench.stats.bootstrap.metric_values` needs besides ``outcomes``."""
 
 
 def encode(dictionary, x_ND: Tensor, labels: dict[str, Tensor]) -> Tensor:
@@ -257,7 +257,7 @@ class NodeContext:
     """``node`` and ``prompts_with_unfitted_values``."""
     per_prompt: dict[str, Tensor] = field(default_factory=dict)
     """Per-prompt outcomes shared by every dictionary (clean run, mean ablation, supervised
-    dictionaries, labels; :mod:`saebench.bootstrap`)."""
+    dictionaries, labels; :mod:`saebench.stats.bootstrap`)."""
     coverage: CoverageSample | None = None
     """The coverage prompts' vectors and labels; None: the evaluation prompts are they."""
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from saebench import __version__, bootstrap, evaluate
+from saebench import __version__, evaluate
 from saebench.defaults import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_COVERAGE_MIN_PROMPTS,
@@ -53,6 +53,7 @@ from saebench.model import effective_processing, load_model, prepends_bos, token
 from saebench.node import Node
 from saebench.sae import SAE, SAEMeta
 from saebench.sae.formats import hyperparameters
+from saebench.stats import bootstrap
 from saebench.task import load_task, task_factory
 from saebench.validation.finite import check_codes, non_finite_metrics
 from saebench.validation.outputs import Planned, check_plan, fill_template

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from saebench import bootstrap, compare
 from saebench.metrics import interpretability
+from saebench.stats import bootstrap, compare
 
 META = {"attributes": {}, "ks": [], "tau": 0.8, "coverage_min_prompts": 10}
 

@@ -142,8 +142,8 @@ def test_the_map_reports_the_scorers_numbers(random_model, ioi_task, cmap):
 
 def _planted_map(noint_hits: dict[str, int], n: int = 1000) -> pd.DataFrame:
     """A map of one node whose noint outcomes are planted: ``hits`` of ``n`` prompts agree."""
-    from saebench import bootstrap
     from saebench.causal_map import COLUMNS, _intervals_of, with_status
+    from saebench.stats import bootstrap
 
     weights = bootstrap.index_weights(bootstrap.replicate_indices(n, 500, 1), n)
     rows = []

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from saebench import bootstrap, evaluate
+from saebench import evaluate
 from saebench.defaults import DEFAULT_COVERAGE_PROMPTS
+from saebench.stats import bootstrap
 
 SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END"
 ATTRIBUTES = ("io", "s", "pos")

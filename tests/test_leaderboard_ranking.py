@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 from click.testing import CliRunner
 
-from saebench import bootstrap
 from saebench.cli.leaderboard import leaderboard
 from saebench.leaderboard import read_leaderboard, upsert_row
 from saebench.leaderboard.ranking import (
@@ -24,6 +23,7 @@ from saebench.leaderboard.ranking import (
     settings_groups,
     tie_marks,
 )
+from saebench.stats import bootstrap
 
 
 def _rows(values, half=0.03):

@@ -13,7 +13,7 @@ from test_cli import run_cli
 
 from saebench.defaults import PAPER_PROTOCOL
 from saebench.sae import SAE, SAEMeta
-from saebench.sweep_spec import SpecError, parse_spec
+from saebench.sweep.spec import SpecError, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general"

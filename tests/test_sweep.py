@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from test_cli import run_cli, write_sae
 
-import saebench.sweep
+import saebench.sweep.execute
 from saebench.defaults import DEFAULT_KS
 from saebench.leaderboard.schema import IDENTITY_COLUMNS
-from saebench.sweep import run_job, sweep
-from saebench.sweep_spec import SpecError, expand_spec, load_spec, parse_spec
+from saebench.sweep.execute import run_job, sweep
+from saebench.sweep.spec import SpecError, expand_spec, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_IOI_ROWS, TINY_GT_ROWS = 145, 29
@@ -74,7 +74,7 @@ def ran(monkeypatch) -> list[str]:
         names.append(job.name)
         return run_job(job, *args, **kwargs)
 
-    monkeypatch.setattr(saebench.sweep, "run_job", counted)
+    monkeypatch.setattr(saebench.sweep.execute, "run_job", counted)
     return names
 
 
@@ -161,7 +161,7 @@ def test_interrupted_local_sweep_reruns_only_the_jobs_that_did_not_finish(
             raise KeyboardInterrupt
         return run_job(job, *args, **kwargs)
 
-    monkeypatch.setattr(saebench.sweep, "run_job", interrupted)
+    monkeypatch.setattr(saebench.sweep.execute, "run_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sweep(str(spec), progress=False)
     first, second = calls
@@ -173,7 +173,7 @@ def test_interrupted_local_sweep_reruns_only_the_jobs_that_did_not_finish(
         calls.append(job.name)
         return run_job(job, *args, **kwargs)
 
-    monkeypatch.setattr(saebench.sweep, "run_job", counted)
+    monkeypatch.setattr(saebench.sweep.execute, "run_job", counted)
     report = sweep(str(spec), progress=False)
     assert calls == [second]  # only the missing job ran
     assert [j.status for j in report.jobs].count("skipped") == 1 and not report.failed

@@ -17,8 +17,17 @@ from saebench.cli.common import fail
     help="Compare RUN_A with its own reference instead of a second run: the supervised "
     "mean dictionary or no intervention.",
 )
-@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(1), default=2000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(1),
+    default=2000,
+    show_default=True,
+    help="Paired bootstrap replicates: the same resampled prompts for both runs.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling."
+)
 @click.option("--all", "show_all", is_flag=True, help="Every metric (default: leaderboard ones).")
 def compare(
     run_a: str,
@@ -31,9 +40,9 @@ def compare(
     """Paired difference of every metric between two runs on the same prompts (their JSONs,
     with the .outcomes.npz beside them), each with its 95% paired bootstrap interval; `*`
     marks differences distinguishable from zero (docs/metrics.md §11)."""
-    from saebench import bootstrap
-    from saebench import compare as comparing
     from saebench.leaderboard.schema import INTERVAL_METRICS, parse_metric
+    from saebench.stats import bootstrap
+    from saebench.stats import compare as comparing
 
     if (run_b is None) == (against is None):
         fail("give RUN_B or --against (supervised, noint), not both")

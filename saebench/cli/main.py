@@ -98,16 +98,16 @@ def tasks() -> None:
         click.echo(f"{name}\t{target}")
 
 
-def _attach_groups() -> None:
+def _attach_commands() -> None:
+    """Add the commands imported eagerly: they import no torch and no pandas at import time
+    (``map``, ``nodes`` and ``sweep`` are :attr:`LazyGroup.lazy`)."""
     from saebench.cli.compare import compare
     from saebench.cli.leaderboard import leaderboard
     from saebench.cli.run import run
     from saebench.cli.train import train
 
-    for command in (run, train, compare):
+    for command in (run, train, compare, leaderboard):
         main.add_command(command)
-
-    main.add_command(leaderboard)  # light (no torch, no pandas at import); map is lazy
     try:
         from saebench.cli.model import model
     except ImportError:
@@ -115,7 +115,7 @@ def _attach_groups() -> None:
     main.add_command(model)
 
 
-_attach_groups()
+_attach_commands()
 
 
 if __name__ == "__main__":

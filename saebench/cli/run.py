@@ -366,7 +366,7 @@ def _seeds_option(options: dict) -> tuple[int, ...]:
     fails (exit 2) on a bad list or with an explicit ``--seed``."""
     from click.core import ParameterSource
 
-    from saebench.seeds import parse_seeds
+    from saebench.stats.seeds import parse_seeds
 
     text = options.pop("seeds")
     if text is None:
@@ -384,12 +384,12 @@ def _seeds_option(options: dict) -> tuple[int, ...]:
 def _report_seeds(
     seeds: tuple[int, ...], outcomes: list[Outcome], extra: list[tuple[int, Outcome | None]]
 ) -> bool:
-    """Print each scored SAE's spread across ``seeds`` (:mod:`saebench.seeds`) and add it to
+    """Print each scored SAE's spread across ``seeds`` (:mod:`saebench.stats.seeds`) and add it to
     its first seed's JSON (``seed_spread``); False when some seed of some SAE failed."""
     import json
 
     from saebench.io_utils import atomic_write, dumps_strict
-    from saebench.seeds import render, spread
+    from saebench.stats.seeds import render, spread
 
     ok = True
     for index, first in enumerate(outcomes):

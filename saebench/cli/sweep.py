@@ -1,6 +1,6 @@
 """``saebench sweep SPEC``: score the SAEs a TOML spec lists, job by job (one job per model and
-node), in this process or on a Ray cluster. The spec format is in :mod:`saebench.sweep_spec`,
-the executors in :mod:`saebench.sweep`."""
+node), in this process or on a Ray cluster. The spec format is in :mod:`saebench.sweep.spec`,
+the executors in :mod:`saebench.sweep.execute`."""
 
 from __future__ import annotations
 
@@ -81,8 +81,8 @@ def sweep_command(
     """
     from tqdm.auto import tqdm
 
-    from saebench.sweep import run_local, run_ray
-    from saebench.sweep_spec import SpecError, expand_spec, load_spec
+    from saebench.sweep.execute import run_local, run_ray
+    from saebench.sweep.spec import SpecError, expand_spec, load_spec
 
     try:
         expansion = expand_spec(load_spec(spec), force=force)

@@ -13,7 +13,7 @@ difference is not distinguishable from zero at the 5% level:
 
 - *paired* (:func:`paired_tie`), when both rows' per-prompt outcomes are available (run JSONs
   with their ``.outcomes.npz``, ``--outcomes DIR``) and were computed on the same prompts: the
-  paired bootstrap of :mod:`saebench.compare` (one set of replicate indices for both rows;
+  paired bootstrap of :mod:`saebench.stats.compare` (one set of replicate indices for both rows;
   tie when the 95% percentile interval of M*_i − M*_{i−1} contains 0);
 - otherwise from the two rows' 95% intervals (:func:`interval_tie`): each interval's half
   width h gives a standard error h ÷ 1.96, and the rows tie when
@@ -170,8 +170,8 @@ def interval_tie(
 def paired_tie(outcomes_a, outcomes_b, meta: dict, metric: str, n_bootstrap: int = 500,
                seed: int = 0) -> bool | None:
     """Whether ``metric`` of two runs on the same prompts is not distinguishable by the paired
-    bootstrap (:func:`saebench.compare.compare`); None when the metric is undefined."""
-    from saebench.compare import compare
+    bootstrap (:func:`saebench.stats.compare.compare`); None when the metric is undefined."""
+    from saebench.stats.compare import compare
 
     needs_active = metric.startswith(
         ("f1_", "latents_per_value", "dead_fraction")
@@ -199,8 +199,8 @@ def find_outcomes(directory: str | Path) -> dict[tuple[str, ...], Path]:
     by :func:`row_key` of the row each run wrote."""
     import json
 
-    from saebench import bootstrap
     from saebench.leaderboard.schema import legacy_settings
+    from saebench.stats import bootstrap
 
     found: dict[tuple[str, ...], Path] = {}
     for path in sorted(Path(directory).rglob("*.json")):
@@ -237,8 +237,8 @@ def tie_marks(
     """Per row of the (already sorted) ``frame``: :data:`TIE` when it is not distinguishable
     from the row above in ``column``, '' when it is, :data:`UNKNOWN` when that cannot be
     said; the first row gets ''. Also the number of pairs decided by the paired test."""
-    from saebench import bootstrap
-    from saebench.compare import check_paired
+    from saebench.stats import bootstrap
+    from saebench.stats.compare import check_paired
 
     cache: dict[Path, tuple] = {}
 

@@ -1,4 +1,4 @@
-"""Run the jobs of a sweep spec (:mod:`saebench.sweep_spec`): in-process or on Ray.
+"""Run the jobs of a sweep spec (:mod:`saebench.sweep.spec`): in-process or on Ray.
 
 A job is the SAEs of one (model, node); running it is one :func:`saebench.run.run_outcomes`
 call, so it loads the model once and shares the SAE-independent work across its SAEs.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from saebench.sweep_spec import Job, JobItem, one_line
+from saebench.sweep.spec import Job, JobItem, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def sweep(
 ) -> SweepReport:
     """Read, expand and run a sweep spec with ``executor`` (``local`` or ``ray``; the options
     of :func:`run_local` or :func:`run_ray`)."""
-    from saebench.sweep_spec import expand_spec, load_spec
+    from saebench.sweep.spec import expand_spec, load_spec
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r} (one of {', '.join(EXECUTORS)})")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from saebench import bootstrap
-from saebench.bootstrap import PromptOutcomes
+from saebench.stats import bootstrap
+from saebench.stats.bootstrap import PromptOutcomes
 
 
 @dataclass
@@ -82,7 +82,7 @@ def compare(
     metrics: list[str] | None = None,
 ) -> list[Difference]:
     """Paired differences A − B of every metric both define (or of ``metrics``), each with
-    its paired bootstrap interval; ``meta`` as in :func:`saebench.bootstrap.metric_values`
+    its paired bootstrap interval; ``meta`` as in :func:`saebench.stats.bootstrap.metric_values`
     (without prompt-independent constants, which cannot differ by chance)."""
     if bootstrap.n_prompts(a) != bootstrap.n_prompts(b):
         raise ValueError("the two runs have different numbers of prompts: not paired")

@@ -30,7 +30,7 @@ dictionaries (fitted on other prompts), the aware edit's F1 ranking of latents (
 on the evaluation prompts), the evaluation-prompt mean ā_eval in FVU's denominator, and
 ``max_cosine`` (which does not depend on prompts; its interval is the point).
 
-Two runs on the same prompts are compared **paired** (:mod:`saebench.compare`): the same
+Two runs on the same prompts are compared **paired** (:mod:`saebench.stats.compare`): the same
 replicate indices for both, then percentiles of the replicate differences.
 """
 
