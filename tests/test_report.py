@@ -1,4 +1,4 @@
-"""The table `saebench run` prints (saebench/report.py), from hand-made metrics: no model."""
+"""The table `saebench run` prints (saebench/cli/report.py), from hand-made metrics: no model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from saebench import defaults
-from saebench.report import render
+from saebench.cli.report import render
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_KS = list(defaults.DEFAULT_KS)

@@ -432,7 +432,7 @@ def _row_of(outcome: Outcome) -> dict | None:
 def _report_several(outcomes: list[Outcome], skipped: int) -> None:
     """After several SAEs: the skipped ones in one line, the comparison table (scored and
     skipped SAEs, their stored numbers), and where the results are."""
-    from saebench.comparison_table import comparison_table
+    from saebench.cli.comparison_table import comparison_table
 
     if skipped:
         sources = sorted({o.message.split(" has its row")[0] for o in outcomes if o.row})
@@ -512,7 +512,7 @@ def _check_early(options: dict) -> None:
 def _report(outcome: Outcome, several: bool, details: bool = False) -> None:
     """Print one SAE's table and output paths (with several SAEs only with ``details``), or
     its one line (failed; skipped, with its stored numbers when alone)."""
-    from saebench.report import render
+    from saebench.cli.report import render
 
     if outcome.status == "failed":
         prefix = f"{outcome.name}: " if several else ""
@@ -523,7 +523,7 @@ def _report(outcome: Outcome, several: bool, details: bool = False) -> None:
             return
         click.echo(f"skipped {outcome.name}: {outcome.message}")
         if outcome.row:
-            from saebench.comparison_table import comparison_table
+            from saebench.cli.comparison_table import comparison_table
 
             click.echo("its stored numbers:")
             click.echo(comparison_table([outcome.row]))
