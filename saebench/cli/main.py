@@ -103,20 +103,12 @@ def _attach_commands() -> None:
     (``map``, ``nodes`` and ``sweep`` are :attr:`LazyGroup.lazy`)."""
     from saebench.cli.compare import compare
     from saebench.cli.leaderboard import leaderboard
+    from saebench.cli.model import model
     from saebench.cli.run import run
     from saebench.cli.train import train
 
-    for command in (run, train, compare, leaderboard):
+    for command in (run, train, compare, leaderboard, model):
         main.add_command(command)
-    try:
-        from saebench.cli.model import model
-    except ImportError:
-        return
-    main.add_command(model)
 
 
 _attach_commands()
-
-
-if __name__ == "__main__":
-    main()
