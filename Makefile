@@ -62,8 +62,8 @@ test-all: install chromium
 # The nodes of the shipped leaderboard, chosen from the causal maps (leaderboard/map/): where
 # each attribute changes tiny-ioi's answer when patched and the supervised edit reaches it
 # (docs/tiny-ioi.md §3). `pos` is causal only on the order-dependent task ioi-order.
-LEADERBOARD_NODES ?= blocks.2.hook_resid_post@END blocks.1.hook_resid_pre@S2 blocks.2.attn.hook_z[0]@END
-ORDER_LEADERBOARD_NODES ?= blocks.1.hook_resid_pre@S2 blocks.0.attn.hook_z[2]@S2
+LEADERBOARD_NODES ?= blocks.3.hook_resid_post@END blocks.0.attn.hook_z[3]@END blocks.1.hook_resid_pre@END
+ORDER_LEADERBOARD_NODES ?= blocks.0.attn.hook_k[3]@S2 blocks.0.attn.hook_z[3]@END
 
 # Rebuild the causal maps, leaderboard/tiny-ioi.csv, its plots and README from scratch
 # (about 90 minutes on 2 CPU cores).

@@ -17,7 +17,14 @@ from saebench.tiny_ioi.evaluate import (
     story_prompts,
 )
 from saebench.tiny_ioi.stories import word_lists
-from saebench.tiny_ioi.train import TrainConfig, train_tiny_ioi
+from saebench.tiny_ioi.train import (
+    TrainConfig,
+    attention_prior_loss,
+    mention_targets,
+    name_index,
+    parse_heads,
+    train_tiny_ioi,
+)
 from saebench_tasks.ioi import IOIOrderTask, IOITask
 
 MODEL_DIR = EMBEDDED_MODELS_DIR / "tiny-ioi"
@@ -107,7 +114,10 @@ def test_shipped_model_does_ioi_on_prompts_training_json_did_not_measure(model, 
 
 
 def test_retraining_with_the_same_seed_gives_bitwise_the_same_weights():
-    cfg = dict(steps=40, warmup_steps=5, n_layers=1, d_model=32, n_heads=2, plain_steps=10)
+    cfg = dict(
+        steps=40, warmup_steps=5, n_layers=1, d_model=32, n_heads=2, plain_steps=10,
+        attention_prior_heads="0.1",
+    )  # fmt: skip
     runs = [train_tiny_ioi(TrainConfig(seed=3, **cfg), show_progress=False) for _ in range(2)]
     (model_a, _, _, losses_a), (model_b, _, _, losses_b) = runs
     assert losses_a.tolist() == losses_b.tolist()
@@ -119,6 +129,34 @@ def test_retraining_with_the_same_seed_gives_bitwise_the_same_weights():
     # and the seed matters
     other = train_tiny_ioi(TrainConfig(seed=4, **cfg), show_progress=False)[0]
     assert not torch.equal(other.W_E, model_a.W_E)
+
+
+def test_the_attention_prior_targets_every_mention_of_io_and_s(model):
+    """At END ("to"), uniform over IO and both mentions of S; preamble names and the third
+    person are not targets; the loss is log(3) for attention that is uniform over them."""
+    tok = model.tokenizer
+    text = (
+        "Mary and John went to the park. Tom was there too. Then, John gave a ball to Mary."
+    )
+    ids = tok.encode(text, add_special_tokens=False)
+    tokens_BL = torch.tensor([[tok.bos_token_id, *ids, tok.eos_token_id, tok.pad_token_id]])
+    words = ["<bos>", *tok.convert_ids_to_tokens(ids)]
+    end_R, target_RL = mention_targets(
+        tokens_BL, torch.tensor([0]), tok.pad_token_id, name_index(tok)
+    )
+    assert words[end_R[0]] == "Ġto"
+    targets = {words[k]: round(float(target_RL[0, k]), 4) for k in target_RL[0].nonzero().flatten()}
+    assert targets == {"Mary": 0.3333, "ĠJohn": 0.3333}  # two " John" tokens, one "Mary"
+    assert target_RL[0].nonzero().flatten().tolist() == [
+        i for i, w in enumerate(words[: end_R[0] + 1]) if w in ("Mary", "ĠJohn")
+    ]
+    uniform = target_RL[:, None, None, :].expand(1, 2, tokens_BL.shape[1], -1)
+    loss = attention_prior_loss({0: uniform}, [(0, 1)], torch.tensor([0]), end_R, target_RL)
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(3.0)).item(), abs=1e-4)
+    assert parse_heads("1.0, 2.3", 3, 4) == [(1, 0), (2, 3)]
+    for bad in ("3.0", "1.4", "x"):
+        with pytest.raises(ValueError):
+            parse_heads(bad, 3, 4)
 
 
 def test_the_shipped_config_is_the_recipe_default():

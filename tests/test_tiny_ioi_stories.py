@@ -87,19 +87,18 @@ def test_former_and_latter_name_s_by_its_place_in_the_pair():
         assert not story.parts["middle"]
 
 
-def test_mention_counts_do_not_give_the_answer_away():
-    least = most = 0.0
-    texts = [t for t in ioi_corpus(4000, seed=2, former_fraction=0.0) if t]
+def test_training_names_io_once_and_s_twice_and_the_counting_set_reverses_that():
+    """In training, counting would give the answer (the least-named name); the
+    counting-adversarial set names IO most, so only a model that did not learn to count
+    passes it."""
+    texts = [t for t in ioi_corpus(2000, seed=2, former_fraction=0.0) if t]
     for text in texts:
         prompt, answer = text[: text.rindex(" ")], text[text.rindex(" ") + 1 : -1]
         names = _names_in(prompt)
-        s = names[-1]
-        diff = names.count(s) - names.count(answer)
-        least += 1.0 if diff > 0 else 0.5 if diff == 0 else 0.0
-        before = names[:-1].count(answer) - names[:-1].count(s)
-        most += 1.0 if before > 0 else 0.5 if before == 0 else 0.0
-    assert 0.5 <= least / len(texts) <= 0.8  # task templates (15%) have no middle
-    assert 0.4 <= most / len(texts) <= 0.7
+        assert (names.count(answer), names.count(names[-1])) == (1, 2), text
+    for story in counting_adversarial_stories(200, seed=0):
+        names = _names_in(story.text)
+        assert (names.count(story.io), names.count(story.s)) == (3, 2), story.text
 
 
 def test_held_out_shapes_are_never_in_the_training_text():

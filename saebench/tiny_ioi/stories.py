@@ -8,10 +8,13 @@ someone, the recipient is the *other* one. Everything a shortcut could use varie
 - **Where the names are**: an IOI story is a ``preamble`` (0–3 unrelated sentences about
   other people), an ``intro`` that brings the pair IO, S together (``INTROS``: "[A] and [B]",
   "[A] met [B]", "[A] went to the [PLACE] with [B]", subordinate clauses ...), a ``middle``
-  (0–4 sentences mentioning IO, S or a third person), and a ``final`` clause whose subject
+  (0–2 sentences about a third person or nobody), and a ``final`` clause whose subject
   is S and which ends at "to" (``FINALS``). So absolute positions say nothing.
-- **Counting**: the middle mentions IO 0–3 times and S 0–2 times (``MIDDLE_MENTIONS``), so
-  neither "the name mentioned once" nor "the name mentioned most" is the answer.
+- **Counting**: the middle never names IO or S (``MIDDLE_MENTIONS``), only a third person,
+  so in training S is named twice and IO once. Counting is not what the model learns: the
+  counting-adversarial set (:mod:`saebench.tiny_ioi.evaluate`), where IO is named most,
+  measures it (an earlier recipe with counting-balanced middles was less accurate on every
+  other set, ``docs/tiny-ioi.md`` §4).
 - **Order**: a ``former_fraction`` of IOI stories name S in the final clause by its place in
   the pair ("the former" / "the latter"), which only a model that tracks the pair's order
   answers.
@@ -284,10 +287,9 @@ HELD_OUT_MIDDLES: tuple[str, ...] = (
 """Middle sentences never used in IOI stories: the counting-adversarial set puts two with
 [X] = IO before the final clause (their shapes occur, with other names, in general text)."""
 
-MIDDLE_MENTIONS: dict[str, tuple[int, ...]] = {"IO": (0, 1, 2, 3), "S": (0, 1, 2), "D": (0, 0, 1)}
-"""Middle sentences per role, each count drawn uniformly: Δ = m_S − m_IO is symmetric
-around −½, so neither the least- nor the most-mentioned name is right more than 62.5% of the
-time."""
+MIDDLE_MENTIONS: dict[str, tuple[int, ...]] = {"IO": (0,), "S": (0,), "D": (0, 0, 1)}
+"""Middle sentences per role, each count drawn uniformly from its tuple: IO and S never, a
+third person D in a third of the stories."""
 
 GENERAL: tuple[str, ...] = (
     "[X] went to the [PLACE] and bought a [OBJECT].",

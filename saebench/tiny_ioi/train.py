@@ -41,7 +41,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from saebench.model import build_model
-from saebench.tiny_ioi.stories import training_mixture, vocabulary_texts
+from saebench.tiny_ioi.stories import (
+    FORMER_LATTER,
+    training_mixture,
+    vocabulary_texts,
+    word_lists,
+)
 from saebench.tiny_ioi.tokenizer import build_tokenizer, hf_tokenizer, tokenizer_kwargs
 
 logger = logging.getLogger(__name__)
@@ -71,18 +76,18 @@ class ScheduleConfig:
 class TrainConfig(ScheduleConfig):
     """How tiny-ioi is trained (defaults: the shipped model)."""
 
-    steps: int = 4000
+    steps: int = 5000
     ioi_fraction: float = 0.6
     """Fraction of training texts that are IOI stories after the curriculum's first stage."""
     plain_ioi_fraction: float = 0.9
     """Fraction of IOI stories in the first stage."""
-    former_fraction: float = 0.2
+    former_fraction: float = 0.5
     """Fraction of IOI stories naming S as "the former"/"the latter" (second stage)."""
     answer_weight: float = 5.0
     """Loss weight of the IO answer token of IOI stories (every other target: 1)."""
     plain_steps: int = 1000
     """Steps of the first stage (IOI stories without preamble or middle)."""
-    n_layers: int = 3
+    n_layers: int = 4
     """Transformer blocks."""
     d_model: int = 64
     """Residual stream width."""
@@ -95,6 +100,11 @@ class TrainConfig(ScheduleConfig):
     rotary_dim: int = 8
     """Dimensions of each head that rotate (the rest match content at any distance; rotating
     all of them kept the model from finding S2 in 2900 steps, ``docs/tiny-ioi.md``)."""
+    attention_prior_heads: str = "0.0,0.1,1.0,1.1"
+    """Heads ("layer.head", comma-separated) that the attention prior asks to attend, at END
+    of IOI stories, to every mention of IO and S (:func:`attention_prior_loss`); "" for none."""
+    attention_prior_weight: float = 0.3
+    """Weight λ of the attention prior in the loss (0: none)."""
 
 
 def model_config(train_cfg, vocab_size: int, name: str = "tiny-ioi") -> dict[str, Any]:
@@ -289,23 +299,118 @@ def train_tiny_ioi(
     return model, tokenizer, model_cfg, losses
 
 
+def name_index(tokenizer) -> Tensor:
+    """For every token id, the index in ``word_lists()["names"]`` of the name it spells (with
+    or without a leading space), −1 for every other token: [V]."""
+    names_V = torch.full((len(tokenizer),), -1, dtype=torch.long)
+    vocab = tokenizer.get_vocab()
+    for i, name in enumerate(word_lists()["names"]):
+        for spelling in (name, "Ġ" + name):  # "Ġ": the byte-level BPE's leading space
+            if spelling in vocab:
+                names_V[vocab[spelling]] = i
+    return names_V
+
+
+def parse_heads(spec: str, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
+    """``"1.0,1.1"`` -> ``[(1, 0), (1, 1)]``; a ``ValueError`` for a head the model lacks.
+
+    >>> parse_heads("1.0,0.3", 3, 4)
+    [(1, 0), (0, 3)]
+    """
+    heads = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        layer, _, head = item.partition(".")
+        if not (layer.isdigit() and head.isdigit()):
+            raise ValueError(f"attention prior head {item!r}: expected LAYER.HEAD, e.g. 1.0")
+        if int(layer) >= n_layers or int(head) >= n_heads:
+            raise ValueError(f"attention prior head {item}: the model has {n_layers} layers "
+                             f"of {n_heads} heads")  # fmt: skip
+        heads.append((int(layer), int(head)))
+    return heads
+
+
+def mention_targets(
+    tokens_BL: Tensor, rows_R: Tensor, pad_id: int, names_V: Tensor
+) -> tuple[Tensor, Tensor]:
+    """For the IOI rows ``rows_R`` of a batch (``<|bos|> ... to IO . <|eos|>``): END, the
+    position of "to" [R], and the attention prior's target [R, L], uniform over the positions
+    ≤ END holding IO or S. IO is the answer; S is the last name before END that is not IO
+    (the final clause's subject, S2).
+
+        target_rk = 1[token_k ∈ {IO, S}, k ≤ END_r] ÷ #{k ≤ END_r : token_k ∈ {IO, S}}
+    """
+    r = torch.arange(len(rows_R))
+    lengths_R = (tokens_BL != pad_id).sum(1)[rows_R]
+    end_R = lengths_R - 4
+    names_RL = names_V[tokens_BL[rows_R]]
+    io_R = names_RL[r, lengths_R - 3]
+    position_L = torch.arange(tokens_BL.shape[1])
+    before_RL = position_L[None, :] <= end_R[:, None]
+    other_RL = (names_RL >= 0) & (names_RL != io_R[:, None]) & before_RL
+    last_R = torch.where(other_RL, position_L[None, :], -1).max(1).values
+    s_R = names_RL[r, last_R.clamp(min=0)]
+    target_RL = ((names_RL == io_R[:, None]) | (names_RL == s_R[:, None])) & before_RL
+    target_RL = target_RL.float() / target_RL.float().sum(1, keepdim=True)
+    return end_R, target_RL
+
+
+def attention_prior_loss(
+    patterns: dict[int, Tensor],
+    heads: list[tuple[int, int]],
+    rows_R: Tensor,
+    end_R: Tensor,
+    target_RL: Tensor,
+) -> Tensor:
+    """Cross-entropy of each prior head's attention from END against the target, averaged over
+    rows and heads (``patterns[layer]``: ``hook_pattern``, [B, H, Q, K]):
+
+        aux = mean_(l,h) mean_r −Σ_k target_rk · log(a^{lh}_r(END_r → k) + 10⁻⁶)
+
+    Its minimum, log of the number of mentions, is reached by attending uniformly to them."""
+    terms = []
+    for layer, head in heads:
+        p_RK = patterns[layer][rows_R, head, end_R]
+        terms.append(-(target_RL * torch.log(p_RK + 1e-6)).sum(1).mean())
+    return torch.stack(terms).mean()
+
+
 def fit(
     model,
     tokenizer,
     texts: list[str],
     is_ioi_N: torch.Tensor,
-    cfg,
+    cfg: TrainConfig,
     show_progress: bool = True,
     on_step: Callable[[int, Any, float], None] | None = None,
     desc: str = "tiny-ioi",
 ) -> np.ndarray:
-    """The optimiser loop shared by the tiny-ioi recipes: ``cfg.steps`` AdamW steps
-    (:func:`make_optimizer`, :func:`learning_rate`) on consecutive batches of ``texts``, with
-    the loss :func:`lm_loss` weighted by :func:`answer_weights` on the IO answer of the texts
-    flagged in ``is_ioi_N``, gradients clipped to norm 1. Leaves the model in eval mode;
-    returns the loss of every step."""
+    """``cfg.steps`` AdamW steps (:func:`make_optimizer`, :func:`learning_rate`) on
+    consecutive batches of ``texts``, gradients clipped to norm 1, on
+
+        loss = lm_loss + λ · aux
+
+    with :func:`lm_loss` weighted by :func:`answer_weights` on the IO answer of the texts
+    flagged in ``is_ioi_N``, and aux the attention prior (:func:`attention_prior_loss`, λ =
+    ``cfg.attention_prior_weight``) on the IOI texts that name S by name (not "the
+    former"/"the latter", whose final clause has no name). Leaves the model in eval mode;
+    returns the LM loss of every step (the attention prior not included)."""
     optimizer = make_optimizer(model, cfg)
     losses = np.zeros(cfg.steps)
+    heads = parse_heads(cfg.attention_prior_heads, model.cfg.n_layers, model.cfg.n_heads)
+    use_prior = bool(heads) and cfg.attention_prior_weight != 0
+    names_V = name_index(tokenizer)
+    by_position_V = torch.zeros(len(tokenizer), dtype=torch.bool)
+    for phrase in FORMER_LATTER:
+        by_position_V[tokenizer.encode(" " + phrase.split()[-1], add_special_tokens=False)] = True
+    patterns: dict[int, Tensor] = {}
+
+    def keep_pattern(pattern_BHQK: Tensor, hook) -> None:
+        patterns[hook.layer()] = pattern_BHQK
+
+    prior_hooks = [
+        (f"blocks.{layer}.attn.hook_pattern", keep_pattern)
+        for layer in sorted({layer for layer, _ in heads})
+    ] if use_prior else []  # fmt: skip
     for step in tqdm(range(cfg.steps), disable=not show_progress, desc=desc):
         batch = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
         tokens_BL = encode_texts(tokenizer, texts[batch], cfg.n_ctx)
@@ -316,9 +421,21 @@ def fit(
             weights_BL = answer_weights(
                 tokens_BL, is_ioi_N[batch], tokenizer.pad_token_id, cfg.answer_weight
             )
-        loss = lm_loss(model(tokens_BL), tokens_BL, tokenizer.pad_token_id, weights_BL)
+        with model.hooks(prior_hooks):
+            logits_BLV = model(tokens_BL)
+        loss = lm_loss(logits_BLV, tokens_BL, tokenizer.pad_token_id, weights_BL)
+        total = loss
+        if use_prior:
+            named_B = ~by_position_V[tokens_BL].any(1)
+            rows_R = torch.nonzero(is_ioi_N[batch] & named_B).flatten()
+            if len(rows_R):
+                end_R, target_RL = mention_targets(
+                    tokens_BL, rows_R, tokenizer.pad_token_id, names_V
+                )
+                aux = attention_prior_loss(patterns, heads, rows_R, end_R, target_RL)
+                total = loss + cfg.attention_prior_weight * aux
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses[step] = loss.item()
