@@ -36,7 +36,7 @@ reinstall:
 
 # The main job, offline: score the shipped SAE on the embedded tiny-ioi model.
 demo: install
-	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general --no-leaderboard --json-out saebench-results/demo.json
+	$(BIN)/saebench run --sae baselines/saes/tiny-ioi/L3-resid_post-END/topk-k6-general --no-leaderboard --json-out saebench-results/demo.json
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """Cost of bootstrap intervals (docs/metrics.md §9): one process, one thread, tiny-ioi.
 
-Scores the shipped ``topk-k6-general`` SAE at ``blocks.2.hook_resid_post`` @ END with default
+Scores the shipped ``topk-k6-general`` SAE at ``blocks.3.hook_resid_post`` @ END with default
 settings (1000 prompts, the supervised fit read from the default cache, warmed first) and
 prints the time of the run without intervals (prepare + score),
 the bootstrap's time at B = ``DEFAULT_N_BOOTSTRAP`` and the ratio (run with ÷ run without).
@@ -24,7 +24,7 @@ from saebench.node import Node
 from saebench.stats import bootstrap
 from saebench.task import load_task
 
-SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general"
+SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L3-resid_post-END/topk-k6-general"
 
 
 def main() -> None:

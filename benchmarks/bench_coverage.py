@@ -1,6 +1,6 @@
 """Cost of the coverage prompts (docs/metrics.md §6): one process, one thread, tiny-ioi.
 
-Scores the shipped ``topk-k6-general`` SAE at ``blocks.2.hook_resid_post`` @ END with default
+Scores the shipped ``topk-k6-general`` SAE at ``blocks.3.hook_resid_post`` @ END with default
 settings (1000 evaluation prompts, the supervised fit read from the default cache, warmed
 first), once with the interpretability metrics on the evaluation prompts
 (``coverage_prompts`` = 1000: no extra work) and once on the default 3000 coverage prompts
@@ -26,7 +26,7 @@ from saebench.model import load_model, tokenizer_of
 from saebench.node import Node
 from saebench.task import load_task
 
-SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general"
+SAE = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L3-resid_post-END/topk-k6-general"
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ repetitions. In one run it measures:
    random-init GPT-2-Small-shaped model (12 layers, d_model 768, 12 heads, d_mlp 3072,
    vocabulary 50257; compute does not depend on the weights) and at
    ``blocks.2.hook_resid_pre`` (END, S2) of tiny-ioi.
-2. **Several SAEs at one node** (tiny-ioi, the shipped ``L2-resid_post-END`` SAEs, default
+2. **Several SAEs at one node** (tiny-ioi, the shipped ``L3-resid_post-END`` SAEs, default
    settings: 1000 prompts, ks 1..32, warm supervised-dictionary cache): K standalone scorings
    against one shared scoring of the K SAEs; the marginal cost of an extra SAE is
    (T_shared − T_standalone) ÷ (K − 1), T_standalone the mean single run. Measured in-process
@@ -61,7 +61,7 @@ from saebench.sae.formats import load_sae
 from saebench.task import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
-SAE_DIR = ROOT / "baselines" / "saes" / "tiny-ioi" / "L2-resid_post-END"
+SAE_DIR = ROOT / "baselines" / "saes" / "tiny-ioi" / "L3-resid_post-END"
 SHARED_SAES = ("topk-k6-general", "standard-l12.5-task", "batchtopk-k6-task", "gated-l12.5-general")
 GPT2_SMALL_SHAPE = dict(
     n_layers=12,

@@ -133,7 +133,7 @@ def test_the_reference_comparisons_use_the_supervised_edit_and_no_intervention()
     assert against_noint.b == 0.0 and against_noint.significant
 
 
-SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END"
+SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L3-resid_post-END"
 
 
 def test_a_shipped_saes_coverage_does_not_depend_on_the_prompt_count():

@@ -13,7 +13,7 @@ from saebench import evaluate
 from saebench.defaults import DEFAULT_COVERAGE_PROMPTS
 from saebench.stats import bootstrap
 
-SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L2-resid_post-END"
+SHIPPED = Path(__file__).parents[1] / "baselines/saes/tiny-ioi/L3-resid_post-END"
 ATTRIBUTES = ("io", "s", "pos")
 
 

@@ -16,7 +16,7 @@ from saebench.sae import SAE, SAEMeta
 from saebench.sweep.spec import SpecError, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general"
+SHIPPED = ROOT / "baselines/saes/tiny-ioi/L3-resid_post-END/topk-k6-general"
 
 
 def fake_release_sae(spec: str, device: str = "cpu") -> SAE:

@@ -26,7 +26,7 @@ def test_a_default_run_writes_to_the_results_folder_never_the_shipped_leaderboar
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SAEBENCH_RESULTS", raising=False)
-    sae = SAES / "tiny-ioi" / "L2-resid_post-END" / "topk-k6-task"
+    sae = SAES / "tiny-ioi" / "L3-resid_post-END" / "topk-k6-task"
     result = run_cli(["run", "--sae", str(sae), *FAST])
     assert result.exit_code == 0, result.output
     csv = tmp_path / "saebench-results" / "tiny-ioi.csv"
@@ -46,7 +46,7 @@ def test_a_default_run_writes_to_the_results_folder_never_the_shipped_leaderboar
 
 def test_a_skipped_sae_shows_its_stored_numbers_and_other_settings_say_which(tmp_path, monkeypatch):
     monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
-    sae = SAES / "tiny-ioi" / "L2-resid_post-END" / "topk-k6-task"
+    sae = SAES / "tiny-ioi" / "L3-resid_post-END" / "topk-k6-task"
     assert run_cli(["run", "--sae", str(sae), *FAST]).exit_code == 0
     skipped = run_cli(["run", "--sae", str(sae), *FAST])
     assert skipped.exit_code == 0
@@ -61,7 +61,7 @@ def test_a_skipped_sae_shows_its_stored_numbers_and_other_settings_say_which(tmp
 
 def test_a_folder_ends_with_one_comparison_table_of_at_most_40_lines(tmp_path, monkeypatch):
     monkeypatch.setenv("SAEBENCH_RESULTS", str(tmp_path))
-    folder = SAES / "tiny-ioi" / "L1-resid_pre-S2"
+    folder = SAES / "tiny-ioi" / "L1-resid_pre-END"
     n_saes = sum(1 for p in folder.iterdir() if (p / "cfg.json").exists())
     assert n_saes > 20
     result = run_cli(["run", "--sae", str(folder), *FAST, "--no-cache"])
@@ -103,7 +103,7 @@ def test_nodes_lists_hooks_widths_positions_and_causal_nodes():
 
 
 def test_a_wrong_hook_suggests_the_closest_names():
-    sae = SAES / "tiny-ioi" / "L2-resid_post-END" / "topk-k6-task"
+    sae = SAES / "tiny-ioi" / "L3-resid_post-END" / "topk-k6-task"
     syntax = CliRunner().invoke(main, ["run", "--sae", str(sae), "--hook", "blocks.1.resid_pre"])
     assert syntax.exit_code == 2 and "did you mean blocks.1.hook_resid_pre?" in syntax.output
     args = ["run", "--sae", str(sae), "--hook", "blocks.1.hook_resid_pr", "--no-leaderboard"]
@@ -143,7 +143,7 @@ def test_an_offline_release_fails_in_one_line_within_two_seconds(tmp_path):
     assert "not in the local Hugging Face cache" in lines[0] and "offline" in lines[0]
     assert elapsed <= 2.0, f"{elapsed:.1f} s"
     # a model, too (the SAE is local; its model is not cached)
-    sae = SAES / "tiny-ioi" / "L2-resid_post-END" / "topk-k6-task"
+    sae = SAES / "tiny-ioi" / "L3-resid_post-END" / "topk-k6-task"
     model = subprocess.run(
         [sys.executable, "-m", "saebench", "run", "--sae", str(sae), "--model", "gpt2-small"],
         capture_output=True,

@@ -80,7 +80,7 @@ def test_a_csv_written_before_settings_were_recorded_loads_and_is_migrated(tmp_p
 
 
 def test_hyperparameters_come_from_every_config_format(tmp_path):
-    shipped = load_sae(ROOT / "baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-general")
+    shipped = load_sae(ROOT / "baselines/saes/tiny-ioi/L3-resid_post-END/topk-k6-general")
     hyper = hyperparameters(shipped)
     assert hyper["architecture"] == "topk" and hyper["k"] == 6
     assert (hyper["d_in"], hyper["d_sae"]) == (64, 512)

@@ -117,13 +117,13 @@ def test_example_spec_expands_into_one_job_per_node_of_the_shipped_saes(monkeypa
     expansion = expand_spec(load_spec(REPO / "sweeps/example-tiny-ioi.toml"))
     assert expansion.errors == []
     jobs = {job.node: [item.name for item in job.items] for job in expansion.jobs}
-    resid, z_head = "blocks.2.hook_resid_post@END", "blocks.2.attn.hook_z[0]@END"
+    resid, z_head = "blocks.3.hook_resid_post@END", "blocks.0.attn.hook_z[3]@END"
     assert set(jobs) == {resid, z_head}
     assert len(jobs[resid]) == 6 and all(n.startswith("topk-") for n in jobs[resid])
     assert "supervised:mean" in jobs[z_head]
     # workers get absolute paths; the leaderboard's sae_id keeps the spec's relative one
     ids = {i.config.sae_id: i for job in expansion.jobs for i in job.items}
-    item = ids["baselines/saes/tiny-ioi/L2-resid_post-END/topk-k6-task"]
+    item = ids["baselines/saes/tiny-ioi/L3-resid_post-END/topk-k6-task"]
     assert Path(item.config.sae).is_absolute()
 
 

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "minimal-task-plugin"
-SAE = ROOT / "baselines" / "saes" / "tiny-ioi" / "L2-resid_post-END" / "topk-k6-general"
+SAE = ROOT / "baselines" / "saes" / "tiny-ioi" / "L3-resid_post-END" / "topk-k6-general"
 TASK = "object-recall"
 ENTRY_POINT = "saebench_example_task.object_recall:ObjectRecallTask"
 
@@ -98,7 +98,7 @@ def test_saebench_run_scores_an_sae_on_the_installed_plugin(plugin, tmp_path):
     record = json.loads(out.read_text())
     assert record["identity"]["task"] == TASK
     assert record["identity"]["task_version"] == "1"  # ObjectRecallTask.version
-    assert record["identity"]["hook"] == "blocks.2.hook_resid_post"
+    assert record["identity"]["hook"] == "blocks.3.hook_resid_post"
     assert record["identity"]["position"] == "END"
     metrics = record["metrics"]
     for key in ("clean_logit_diff", "fvu", "sufficiency", "necessity", "sup_fvu"):

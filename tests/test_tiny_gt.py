@@ -255,7 +255,7 @@ def test_the_causal_map_puts_yy_at_every_shipped_leaderboard_node(model):
 @pytest.mark.parametrize(
     ("sae_dir", "task", "hint"),
     [("tiny-gt/L0-z-h0-END/topk-k6-task", "ioi", "tiny-ioi"),
-     ("tiny-ioi/L2-resid_post-END/topk-k6-task", "greater-than", "tiny-gt")],
+     ("tiny-ioi/L3-resid_post-END/topk-k6-task", "greater-than", "tiny-gt")],
 )  # fmt: skip
 def test_a_task_the_models_vocabulary_lacks_is_refused_with_the_right_model(sae_dir, task, hint):
     """tiny-gt's tokenizer writes IOI's names as <|unk|>, one token each: without the check,

@@ -6,8 +6,7 @@ patching the counterfactual activation leaves the answer unchanged (``noint_accu
 often the supervised edit reaches the patched answer (``sup_edit_accuracy``). An edit benchmark
 only separates dictionaries at a (node, attribute) pair where the attribute is clearly causal
 and linearly editable; the shipped leaderboard must have one for each attribute (issue 17:
-noint ≤ 0.30, sup ≥ 0.80 for ``io`` and ``pos``; ``s``: see ``S_MAX_NOINT``), and its tables
-mark the pairs that are not causal.
+noint ≤ 0.30 and sup ≥ 0.80), and its tables mark the pairs that are not causal.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from saebench.evaluate import EvalSettings, evaluate
 from saebench.leaderboard import read_leaderboard
@@ -30,11 +30,6 @@ LEADERBOARD_CSV = ROOT / "leaderboard" / "tiny-ioi.csv"
 CAUSAL_MAX_NOINT, EDITABLE_MIN_SUP = 0.5, 0.8
 CLEAR_MAX_NOINT = 0.30
 """A clear margin from the 0.5 cut (issue 17)."""
-S_MAX_NOINT = 0.5
-"""``s`` is causal, but not clearly: tiny-ioi suppresses S by identity, so the ``s``
-counterfactual (a fresh S name) makes it suppress a name that is not in the prompt, and it then
-answers IO or S about equally (docs/tiny-ioi.md §3). Its best node's whole 95% interval must
-lie below the cut."""
 
 
 def _map(task: str) -> pd.DataFrame:
@@ -79,14 +74,11 @@ def test_maps_cover_every_layer_head_and_attribute_of_the_shipped_model(causal_m
     assert causal_map[["noint_accuracy", "sup_edit_accuracy"]].stack().between(0, 1).all()
 
 
-@pytest.mark.parametrize(
-    ("attribute", "max_noint"),
-    [("io", CLEAR_MAX_NOINT), ("pos", CLEAR_MAX_NOINT), ("s", S_MAX_NOINT)],
-)
-def test_each_attribute_is_causal_and_editable_at_a_shipped_leaderboard_node(
-    causal_map, attribute, max_noint
+@pytest.mark.parametrize("attribute", ["io", "s", "pos"])
+def test_each_attribute_is_clearly_causal_and_editable_at_a_shipped_leaderboard_node(
+    causal_map, attribute
 ):
-    good = _good(causal_map, attribute, max_noint)
+    good = _good(causal_map, attribute, CLEAR_MAX_NOINT)
     shipped = _shipped_nodes()
     assert good & shipped, f"{attribute}: causal at {sorted(good)}, shipped {sorted(shipped)}"
 
@@ -111,11 +103,11 @@ def test_shipped_leaderboard_rows_match_their_maps(causal_map):
             assert value == pytest.approx(float(cell["noint_accuracy"]), abs=1e-6), row
 
 
-@pytest.mark.parametrize(("task", "attribute"), [("ioi", "io"), ("ioi-order", "pos")])
-def test_two_map_cells_recompute_on_the_shipped_weights(causal_map, task, attribute):
-    """The best node of ``io`` (task ioi) and of ``pos`` (task ioi-order): the scorer, run
-    afresh on the shipped weights with the map's settings, gives the map's noint and
-    supervised-edit accuracies."""
+@pytest.mark.parametrize(("task", "attribute"), [("ioi", "io"), ("ioi", "s"), ("ioi-order", "pos")])
+def test_map_cells_recompute_on_the_shipped_weights(causal_map, task, attribute):
+    """The best node of ``io`` and of ``s`` (task ioi) and of ``pos`` (task ioi-order): the
+    scorer, run afresh on the shipped weights with the map's settings, gives the map's noint
+    and supervised-edit accuracies."""
     model = load_model("tiny-ioi")
     frame = causal_map[causal_map["task"] == task]
     settings = EvalSettings(
@@ -140,6 +132,31 @@ def test_two_map_cells_recompute_on_the_shipped_weights(causal_map, task, attrib
     assert metrics[f"sup_edit_accuracy_{attribute}"] == pytest.approx(
         best["sup_edit_accuracy"], abs=1e-6
     ), node
+
+
+def test_s_patched_answers_are_names_in_the_prompt(causal_map):
+    """At every shipped node where ``s`` is clearly causal, the answer after patching the ``s``
+    counterfactual (the map's ground truth) is IO or S on at least 90% of prompts: the node
+    says which name to suppress, not which name to say (docs/tiny-ioi.md §3)."""
+    model = load_model("tiny-ioi")
+    task = load_task("ioi", tokenizer=model.tokenizer)
+    prompts = task.prompts("test", 500, 0)
+    counterfactual = task.counterfactual(prompts, "s", 7919 * 2)
+    nodes = _good(causal_map[causal_map["task"] == "ioi"], "s", CLEAR_MAX_NOINT) & _shipped_nodes()
+    assert nodes
+    rows = torch.arange(len(prompts.answer_B))
+    for _, hook, head, position in nodes:
+        node = Node(hook, position, head)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(counterfactual.tokens_BL, names_filter=hook)
+            new_BD = node.read(cache[hook], counterfactual.positions[position])
+            patch = node.replace_hook(prompts.positions[position], new_BD)
+            with model.hooks([(hook, patch)]):
+                logits = model(prompts.tokens_BL)[rows, prompts.positions["END"]]
+        answer_B = logits.argmax(-1)
+        in_prompt = (answer_B == prompts.answer_B) | (answer_B == prompts.wrong_B)
+        assert in_prompt.float().mean().item() >= 0.9, node
+        assert (answer_B == prompts.wrong_B).float().mean().item() >= 0.5, node  # mostly S
 
 
 def test_tables_mark_edit_accuracies_where_the_attribute_is_not_causal():

@@ -23,14 +23,14 @@ lists naming the SAEs::
     # max_memory_mb (--max-memory)
 
     [[sae]]                            # one entry per path, folder, glob or release id
-    path = "baselines/saes/tiny-ioi/L2-resid_post-END/topk-*"
+    path = "baselines/saes/tiny-ioi/L3-resid_post-END/topk-*"
     # optional node override: hook, head, position; name (an entry that is one SAE)
 
     [[node]]                           # a node and the SAEs to score there
-    hook = "blocks.2.attn.hook_z"
-    head = 0                           # optional
+    hook = "blocks.0.attn.hook_z"
+    head = 3                           # optional
     position = "END"                   # optional
-    saes = ["baselines/saes/tiny-ioi/L2-z-h0-END/topk-k6-task", "supervised:mean"]
+    saes = ["baselines/saes/tiny-ioi/L0-z-h3-END/topk-k6-task", "supervised:mean"]
 
 Every key of ``[sweep]`` except ``leaderboard``, ``json_out`` and ``checkpoints`` is the
 ``saebench run`` option of the same name (``ks`` is ``--k``) with the same default. Paths are

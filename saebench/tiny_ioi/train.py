@@ -1,14 +1,19 @@
 """Train tiny-ioi: a small ``HookedTransformer`` language model on stories of a small world.
 
 The texts are :mod:`saebench.tiny_ioi.stories`: IOI stories (0–3 unrelated preamble sentences,
-an intro bringing IO and S together in one of many shapes, middle sentences that make mention
-counts uninformative, a final clause with S as subject ending "... to IO."), some naming S as
-"the former"/"the latter", and general stories in which names recur. Each text is one
-sequence ``<|bos|> text <|eos|>`` right-padded (padding is not in the loss):
+an intro bringing IO and S together in one of many shapes, middle sentences about a third
+person, a final clause with S as subject ending "... to IO."), some naming S as "the
+former"/"the latter", and general stories in which names recur. Each text is one sequence
+``<|bos|> text <|eos|>`` right-padded (padding is not in the loss):
 
-    loss = Σ_t w_t · −log softmax(logits_{t−1})[token_t] ÷ Σ_t w_t   over non-pad targets t
+    loss = Σ_t w_t · −log softmax(logits_{t−1})[token_t] ÷ Σ_t w_t  +  λ · aux
 
-with w_t = ``answer_weight`` on the IO answer of IOI stories and 1 elsewhere.
+over non-pad targets t, with w_t = ``answer_weight`` on the IO answer of IOI stories and 1
+elsewhere, and aux the attention prior (:func:`attention_prior_loss`): the cross-entropy
+between the attention from END of the heads ``attention_prior_heads`` and the uniform
+distribution over every mention of IO and S, on IOI stories that name S. It makes those heads
+count S twice, as GPT-2's name movers do; without it they learned to skip S2, and patching a
+fresh S at any node left IO and S tied (``docs/tiny-ioi.md`` §4).
 
 The model is GPT-2-style (attention + MLP blocks, LayerNorm) with rotary positions on
 ``rotary_dim`` of each head's dimensions: the rest of each head matches content at any
