@@ -337,7 +337,7 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md#python-api", "exec"), namespace)
     result, results = namespace["result"], namespace["results"]
-    assert str(result.node) == "blocks.2.hook_resid_post@END"  # the shipped SAE's own node
+    assert str(result.node) == "blocks.3.hook_resid_post@END"  # the shipped SAE's own node
     assert len(namespace["row"]) == 1 and len(results) == 2
     assert_same_metrics(results[0].metrics, result.metrics)
     assert isinstance(namespace["sae"], TopKSAE)

@@ -102,7 +102,7 @@ def test_aware_edit_equals_the_hand_computed_edit_under_the_papers_rule() -> Non
 
 @pytest.fixture(scope="module")
 def shipped_topk_metrics() -> dict[str, float]:
-    """The shipped ``topk-k6-general`` SAE at ``blocks.1.hook_resid_pre``@END on tiny-ioi."""
+    """The shipped ``topk-k6-general`` SAE at head 0.3's output at END on tiny-ioi."""
     from pathlib import Path
 
     from saebench.evaluate import EvalSettings, evaluate
@@ -114,14 +114,14 @@ def shipped_topk_metrics() -> dict[str, float]:
     root = Path(__file__).resolve().parents[1]
     model = load_model("tiny-ioi")
     task = load_task("ioi", tokenizer=model.tokenizer)
-    sae = load_sae(root / "baselines/saes/tiny-ioi/L1-resid_pre-END/topk-k6-general")
+    sae = load_sae(root / "baselines/saes/tiny-ioi/L0-z-h3-END/topk-k6-general")
     settings = EvalSettings(n_prompts=200, n_fit_prompts=2000, ks=(1, 2, 4, 8, 16), progress=False)
-    node = Node("blocks.1.hook_resid_pre", "END")
+    node = Node("blocks.0.attn.hook_z", "END", 3)
     return evaluate(model, task, node, sae, settings).metrics
 
 
 def test_aware_edit_of_a_non_causal_attribute_does_not_fall_with_k(shipped_topk_metrics) -> None:
-    """``pos`` is not causal at ``blocks.1.hook_resid_pre``@END (patching it changes no answer:
+    """``pos`` is not causal at ``blocks.0.attn.hook_z[3]``@END (patching it changes no answer:
     no-intervention agreement 1), so a harmless edit keeps agreement 1 at every budget. Under
     the rule saebench used before, the edit deleted every active clean latent once K reached
     L0 (on the previous tiny-ioi, at S2, agreement fell to 0.915 / 0.455 / 0.100 at 2 / 4 / 8

@@ -21,7 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKED = re.compile(r"(-?\d+(?:\.\d+)?)<!-- ([\w-]+) ([^\s]+)((?: (?:%|/\d+))*) -->")
-NOT_MEASUREMENTS = {"0.0", "0.1", "0.3", "1.0", "1.1", "0.2", "0.5", "3.3", "0.75", "0.4", "0.6", "1.6"}
+NOT_MEASUREMENTS = {
+    "0.0", "0.1", "0.3", "1.0", "1.1", "0.2", "0.5", "3.3", "0.75", "0.4", "0.6", "1.6"
+}
 """Decimals in docs/models.md that are no measurement of a shipped model: design constants
 (corpus proportions, tiny-gt's span constants, heads' labels, the attention prior's weight,
 the causal threshold) and

@@ -109,7 +109,7 @@ def test_on_tiny_ioi_the_supervised_edit_is_reached_by_greedy_edits_through_the_
 
     model = load_model("tiny-ioi")
     task = load_task("ioi", tokenizer=model.tokenizer)
-    node = Node("blocks.2.hook_resid_post", "END")
+    node = Node("blocks.3.hook_resid_post", "END")
     settings = EvalSettings(n_prompts=200, n_fit_prompts=8000, ks=(1, 2), progress=False)
     m = evaluate(model, task, node, "supervised:mean", settings).metrics
     assert m["clean_accuracy"] > 0.9 and m["clean_logit_diff"] > 3

@@ -219,6 +219,8 @@ def _hostile_frame() -> pd.DataFrame:
     row["fvu"] = math.nan
     row["necessity"] = math.nan
     row["l0_lo"], row["l0_hi"] = row["l0"] - 0.5, row["l0"] + 0.5
+    row["noint_accuracy_io"] = 1.0  # not causal: edits of io masked
+    row["noint_accuracy_io_lo"], row["noint_accuracy_io_hi"] = 1.0, 1.0
     row["noint_accuracy_s"] = 0.5  # its interval contains 0.5: borderline, edits of s masked
     row["noint_accuracy_s_lo"], row["noint_accuracy_s_hi"] = 0.45, 0.55
     return row
