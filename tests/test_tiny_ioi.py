@@ -135,9 +135,7 @@ def test_the_attention_prior_targets_every_mention_of_io_and_s(model):
     """At END ("to"), uniform over IO and both mentions of S; preamble names and the third
     person are not targets; the loss is log(3) for attention that is uniform over them."""
     tok = model.tokenizer
-    text = (
-        "Mary and John went to the park. Tom was there too. Then, John gave a ball to Mary."
-    )
+    text = "Mary and John went to the park. Tom was there too. Then, John gave a ball to Mary."
     ids = tok.encode(text, add_special_tokens=False)
     tokens_BL = torch.tensor([[tok.bos_token_id, *ids, tok.eos_token_id, tok.pad_token_id]])
     words = ["<bos>", *tok.convert_ids_to_tokens(ids)]
@@ -153,6 +151,13 @@ def test_the_attention_prior_targets_every_mention_of_io_and_s(model):
     uniform = target_RL[:, None, None, :].expand(1, 2, tokens_BL.shape[1], -1)
     loss = attention_prior_loss({0: uniform}, [(0, 1)], torch.tensor([0]), end_R, target_RL)
     assert loss.item() == pytest.approx(torch.log(torch.tensor(3.0)).item(), abs=1e-4)
+    # a row with no other name: the target is IO's mentions alone, never the other tokens
+    ids = tok.encode(
+        "Mary went to the park. Then, the man gave a ball to Mary.", add_special_tokens=False
+    )
+    lone_BL = torch.tensor([[tok.bos_token_id, *ids, tok.eos_token_id]])
+    end_R, lone_RL = mention_targets(lone_BL, torch.tensor([0]), tok.pad_token_id, name_index(tok))
+    assert lone_RL[0].nonzero().flatten().tolist() == [1]  # "Mary", after <|bos|>
     assert parse_heads("1.0, 2.3", 3, 4) == [(1, 0), (2, 3)]
     for bad in ("3.0", "1.4", "x"):
         with pytest.raises(ValueError):

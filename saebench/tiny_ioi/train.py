@@ -340,7 +340,7 @@ def mention_targets(
     """For the IOI rows ``rows_R`` of a batch (``<|bos|> ... to IO . <|eos|>``): END, the
     position of "to" [R], and the attention prior's target [R, L], uniform over the positions
     ≤ END holding IO or S. IO is the answer; S is the last name before END that is not IO
-    (the final clause's subject, S2).
+    (the final clause's subject, S2; in a row without one, the target is IO's mentions).
 
         target_rk = 1[token_k ∈ {IO, S}, k ≤ END_r] ÷ #{k ≤ END_r : token_k ∈ {IO, S}}
     """
@@ -353,7 +353,7 @@ def mention_targets(
     before_RL = position_L[None, :] <= end_R[:, None]
     other_RL = (names_RL >= 0) & (names_RL != io_R[:, None]) & before_RL
     last_R = torch.where(other_RL, position_L[None, :], -1).max(1).values
-    s_R = names_RL[r, last_R.clamp(min=0)]
+    s_R = torch.where(last_R >= 0, names_RL[r, last_R.clamp(min=0)], io_R)  # no S: IO alone
     target_RL = ((names_RL == io_R[:, None]) | (names_RL == s_R[:, None])) & before_RL
     target_RL = target_RL.float() / target_RL.float().sum(1, keepdim=True)
     return end_R, target_RL
