@@ -180,11 +180,12 @@ def test_circuit_of_the_shipped_model():
     assert ioi["attn_end_s2"][0, 3] > 0.9
     others = np.delete(ioi["ablate_ld"].flatten(), 3)  # every head but 0.3
     assert ioi["ablate_ld"][0, 3] < 0 < 0.8 * clean_ld < others.min()
-    assert ioi["patch_s"][0, 3] < 0.4 and np.delete(ioi["patch_s"].flatten(), 3).min() > 0.9
+    patch_s = ioi["patch_s"][0, 3]  # no other head carries S nearly as much
+    assert patch_s < 0.4 and np.delete(ioi["patch_s"].flatten(), 3).min() > patch_s + 0.4
     assert ioi["patch_pos"].min() >= 0.95  # plain IOI: the model reads S's identity
     order = head_table(model, IOIOrderTask(tokenizer=model.tokenizer), n=64, seed=0)
     assert order["attn_end_s2"][0, 3] + order["attn_end_s1"][0, 3] > 0.9
     assert min(order["attn_end_s2"][0, 3], order["attn_end_s1"][0, 3]) > 0.3
     assert order["ablate_ld"][0, 3] < 0.2 * float(order["clean_ld"])
-    assert order["patch_pos"][0, 3] < 0.8
-    assert np.delete(order["patch_pos"].flatten(), 3).min() > 0.95
+    patch_pos = order["patch_pos"][0, 3]  # no other head carries the order nearly as much
+    assert patch_pos < 0.8 and np.delete(order["patch_pos"].flatten(), 3).min() > patch_pos + 0.15
