@@ -82,7 +82,3 @@ def test_a_random_dictionary_does_not_outscore_a_trained_one_on_few_prompts(scor
     for attr in ATTRIBUTES:
         metric = f"f1_coverage_{attr}"
         assert runs["random"].metrics[metric] <= runs["trained"].metrics[metric], metric
-    # before: coverage on the evaluation prompts, over the 29 names with >= 10 of 1000 prompts
-    # (0.034), outside the interval of the same SAE's coverage over every name
-    old = scored[1000, 1000]["trained"].metrics["f1_coverage_io"]
-    assert old > runs["trained"].intervals["f1_coverage_io"][1]
