@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from saebench.evaluate import EvalSettings, evaluate
 from saebench.leaderboard import read_leaderboard
 from saebench.leaderboard.table import NOT_CAUSAL, formatted_cells
 from saebench.model import load_model
 from saebench.node import Node
+from saebench.runner import NodeRunner
 from saebench.task import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,16 +144,10 @@ def test_s_patched_answers_are_names_in_the_prompt(causal_map):
     counterfactual = task.counterfactual(prompts, "s", 7919 * 2)
     nodes = _good(causal_map[causal_map["task"] == "ioi"], "s", CLEAR_MAX_NOINT) & _shipped_nodes()
     assert nodes
-    rows = torch.arange(len(prompts.answer_B))
     for _, hook, head, position in nodes:
         node = Node(hook, position, head)
-        with torch.no_grad():
-            _, cache = model.run_with_cache(counterfactual.tokens_BL, names_filter=hook)
-            new_BD = node.read(cache[hook], counterfactual.positions[position])
-            patch = node.replace_hook(prompts.positions[position], new_BD)
-            with model.hooks([(hook, patch)]):
-                logits = model(prompts.tokens_BL)[rows, prompts.positions["END"]]
-        answer_B = logits.argmax(-1)
+        runner = NodeRunner(model, task, node, prompts, progress=False)
+        answer_B = runner.patched(runner.activations(counterfactual)).argmax_N
         in_prompt = (answer_B == prompts.answer_B) | (answer_B == prompts.wrong_B)
         assert in_prompt.float().mean().item() >= 0.9, node
         assert (answer_B == prompts.wrong_B).float().mean().item() >= 0.5, node  # mostly S
